@@ -1,0 +1,29 @@
+# Flowhook: `make run` serves, `make test` tests. Both create .venv and install what they need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKERS ?= 2
+
+.PHONY: run test lint clean
+
+run: $(VENV)/.installed  ## Redis (private unless REDIS_URL is set), web and workers, until Ctrl-C
+	$(BIN)/python -m flowhook.local --workers $(WORKERS)
+
+test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite (private Redis unless REDIS_URL is set)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed  ## fix what ruff can fix
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+clean:  ## remove the virtual environment and the local Redis data
+	rm -rf $(VENV) .flowhook .pytest_cache .mypy_cache .ruff_cache

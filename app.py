@@ -1,0 +1,38 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from flowhook import errors, webservice
+from flowhook.connection import connect, job_queue
+from flowhook.dispatch import Dispatcher
+from flowhook.jobs import JobStore
+from flowhook.registry import Registry, discover
+from flowhook.settings import Settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry | None = None) -> Flask:
+    """Create the Flowhook web app.
+
+    Args:
+        test_config: Settings by their environment names (``REDIS_URL``, ``FLOWHOOK_BUDGET``, ...)
+            over the process environment, plus Flask config such as ``TESTING``.
+        registry: The handlers to serve; by default those found in ``FLOWHOOK_HANDLERS``.
+    """
+    app = Flask(__name__)
+    overrides = {key: str(value) for key, value in (test_config or {}).items()}
+    settings = Settings.from_env({**os.environ, **overrides})
+    app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_body_bytes, FLOWHOOK_SETTINGS=settings)
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    registry = registry if registry is not None else discover(settings)
+    store = JobStore(job_queue(settings, connect(settings)), queue_ttl=settings.queue_ttl)
+    errors.init_app(app)
+    webservice.init_app(app, Dispatcher(registry, store))
+    return app

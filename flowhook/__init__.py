@@ -1,0 +1,8 @@
+"""Flowhook: answer LoyJoy WebService calls inline, or finish them in RQ workers while the flow polls."""
+
+from __future__ import annotations
+
+from flowhook.call import Call
+from flowhook.exceptions import HandlerError
+
+__all__ = ["Call", "HandlerError"]

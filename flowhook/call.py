@@ -1,0 +1,47 @@
+"""The call object a handler receives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowhook.contract import flow_value
+
+
+def _ignore_progress(_: str) -> None:
+    """Progress reporter for calls nobody can poll (tests, the CLI)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """Everything a handler needs to know about one WebService call.
+
+    Attributes:
+        handler: The handler's name.
+        process_instance_id: The conversation's id.
+        process_definition_id: The chat flow's id, if LoyJoy sent one.
+        params: Browser parameters (referrer, user-agent, ...).
+        variables: The handler's input, as its schema loaded it.
+        idempotency_key: Stays the same for a resent call and for every attempt of the same work;
+            pass it on to external APIs that accept one.
+        deadline: ``time.monotonic()`` value by which the work must be over.
+    """
+
+    handler: str
+    process_instance_id: str
+    process_definition_id: str | None
+    params: Mapping[str, Any]
+    variables: Mapping[str, Any]
+    idempotency_key: str
+    deadline: float
+    report_progress: Callable[[str], None] = field(default=_ignore_progress, repr=False)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative); bound your own I/O timeouts by it."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def progress(self, value: Any) -> None:
+        """Report progress; the latest value appears as ``<h>_progress`` in ``pending`` answers."""
+        self.report_progress(flow_value(value))

@@ -1,0 +1,26 @@
+"""Default values, one place to read them all."""
+
+from __future__ import annotations
+
+# LoyJoy gives up after about 20 s; a budget must leave room for the network and for other
+# modules in the same chat turn, so no budget may come near it.
+MAX_BUDGET = 15.0
+BUDGET = 5.0
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+QUEUE_NAME = "flowhook"
+HANDLERS_PACKAGE = "handlers"
+PORT = 8000
+
+# Request bodies above this are refused with 413 before they are parsed.
+MAX_BODY_BYTES = 256 * 1024
+
+# How long a job may run in a worker before it is stopped and answered `failed`.
+JOB_TIMEOUT = 180
+# How long a job may wait in the queue for a free worker before it expires.
+QUEUE_TTL = 600
+# How long results (and failures) are kept for polls to pick up.
+RESULT_TTL = 3600
+
+# Longest id LoyJoy plausibly sends; anything longer is refused as malformed.
+MAX_ID_LENGTH = 200

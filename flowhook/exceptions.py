@@ -1,0 +1,22 @@
+"""Exceptions, as a plain list."""
+
+from __future__ import annotations
+
+
+class FlowhookError(Exception):
+    """Base class for Flowhook's own errors."""
+
+
+class ConfigurationError(FlowhookError):
+    """A setting from the environment is missing or out of range."""
+
+
+class HandlerModuleError(FlowhookError):
+    """A module in the handlers package cannot be used; stops start-up."""
+
+
+class HandlerError(FlowhookError):
+    """Raised by a handler to fail the call with a message meant for the flow.
+
+    The message becomes ``<h>_error`` as it is, so keep it short and free of personal data.
+    """

@@ -1,0 +1,161 @@
+"""The web side of the worker path: start a call's job once, find it again, wait for its result."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
+
+from redis import Redis
+from redis.exceptions import WatchError
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.results import Result
+
+from flowhook import keys
+from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
+from flowhook.registry import Handler
+
+# The job function, by dotted path: the web process never imports the worker's code.
+JOB_FUNCTION = "workers.jobs.run_handler"
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+# Job statuses (as stored in Redis) of work that may still produce a result.
+UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)}
+UNKNOWN_JOB = "unknown or expired job; start again"
+
+
+def owner_of(handler: Handler, process_instance_id: str) -> str:
+    """Tag stored with a job so that only its own conversation and handler can poll it."""
+    return hashlib.sha256(f"{handler.name}\0{process_instance_id}".encode()).hexdigest()
+
+
+def fingerprint_of(handler: Handler, process_instance_id: str, inputs: Mapping[str, Any]) -> str:
+    """What makes two calls 'the same call': handler, conversation and input variables."""
+    canonical = json.dumps([handler.name, process_instance_id, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class JobStore:
+    """Starts, finds and waits for the RQ jobs that run handlers in workers."""
+
+    def __init__(self, queue: Queue, queue_ttl: int) -> None:
+        self.queue = queue
+        self.queue_ttl = queue_ttl
+
+    @property
+    def connection(self) -> Redis:
+        return self.queue.connection
+
+    def start(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any]) -> str:
+        """Enqueue the call's job, or return the job of an identical call still unresolved.
+
+        The dedupe entry and the job are written in one transaction, so an entry never points
+        to a job that was not enqueued.
+        """
+        dedupe_key = keys.dedupe(fingerprint_of(handler, envelope.process_instance_id, inputs))
+        with self.connection.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(dedupe_key)
+                    running = cast(bytes | None, pipe.get(dedupe_key))
+                    if running is not None and self._unresolved(running.decode()):
+                        pipe.unwatch()
+                        return running.decode()
+                    job = self._create(handler, envelope, inputs)
+                    pipe.multi()
+                    pipe.set(dedupe_key, job.id, ex=self._lifetime(handler))
+                    self.queue.enqueue_job(job, pipeline=pipe)
+                    pipe.execute()
+                    return job.id
+                except WatchError:
+                    continue  # an identical call got there first: attach to its job
+
+    def _create(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any]) -> Job:
+        payload = {
+            "process_instance_id": envelope.process_instance_id,
+            "process_definition_id": envelope.process_definition_id,
+            "params": dict(envelope.params),
+            "variables": dict(inputs),
+        }
+        return self.queue.create_job(
+            JOB_FUNCTION,
+            args=(handler.name, payload),
+            job_id=uuid.uuid4().hex,
+            # RQ logs the description: the handler's name, never the variables.
+            description=handler.name,
+            timeout=handler.settings.job_timeout,
+            ttl=self.queue_ttl,
+            result_ttl=handler.settings.result_ttl,
+            failure_ttl=handler.settings.result_ttl,
+            meta={"owner": owner_of(handler, envelope.process_instance_id)},
+        )
+
+    def _lifetime(self, handler: Handler) -> int:
+        """Longest a job can stay unresolved: waiting in the queue, then running."""
+        return self.queue_ttl + handler.settings.job_timeout
+
+    def _unresolved(self, job_id: str) -> bool:
+        status = cast(bytes | None, self.connection.hget(Job.key_for(job_id), "status"))
+        return status is not None and status.decode() in UNRESOLVED
+
+    def owns(self, handler: Handler, process_instance_id: str, job_id: str) -> bool:
+        """Whether ``job_id`` names a job of this handler and conversation that still exists."""
+        if not JOB_ID.match(job_id):
+            return False
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=self.queue.serializer)
+        except NoSuchJobError:
+            return False
+        return hmac.compare_digest(str(job.meta.get("owner", "")), owner_of(handler, process_instance_id))
+
+    def wait(self, job_id: str, deadline: float) -> Outcome:
+        """Wait until the job has a result or the deadline passes, woken by the result itself."""
+        stream = Result.get_key(job_id)
+        last_seen = "0-0"
+        while (remaining := deadline - time.monotonic()) > 0:
+            response = cast(
+                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+                self.connection.xread({stream: last_seen}, block=max(1, int(remaining * 1000))),
+            )
+            if not response:
+                break
+            for result_id, payload in response[0][1]:
+                last_seen = result_id.decode()
+                result = Result.restore(
+                    job_id, last_seen, payload, connection=self.connection, serializer=self.queue.serializer
+                )
+                outcome = self._outcome_of(job_id, result)
+                if outcome is not None:
+                    return outcome
+        return self._unfinished(job_id)
+
+    def _outcome_of(self, job_id: str, result: Result) -> Outcome | None:
+        """The outcome a result stands for; None for a retried attempt, which another follows."""
+        if result.type == Result.Type.SUCCESSFUL:
+            return Outcome(DONE, variables=result.return_value or {})
+        if result.type == Result.Type.RETRIED:
+            return None
+        job = Job(job_id, connection=self.connection, serializer=self.queue.serializer)
+        return Outcome(FAILED, error=str(job.get_meta().get("error") or "the job failed in the worker"))
+
+    def _unfinished(self, job_id: str) -> Outcome:
+        """Outcome once the wait is over: pending with progress, or what became of the job."""
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=self.queue.serializer)
+        except NoSuchJobError:
+            return Outcome(FAILED, error=UNKNOWN_JOB)
+        status = job.get_status(refresh=False)
+        if status.value in UNRESOLVED:
+            progress = job.meta.get("progress")
+            return Outcome(PENDING, job_id=job_id, progress=None if progress is None else str(progress))
+        # It ended just as the wait timed out, or ended without a result (stopped, cancelled).
+        result = job.latest_result()
+        outcome = self._outcome_of(job_id, result) if result is not None else None
+        return outcome or Outcome(FAILED, error=str(job.meta.get("error") or f"the job was {status.value}"))

@@ -1,0 +1,156 @@
+"""Handler discovery: every module of the handlers package is one handler."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from flowhook import defaults
+from flowhook.call import Call
+from flowhook.contract import VARIABLE_NAME, describe_errors, status_variables
+from flowhook.exceptions import HandlerModuleError
+from flowhook.settings import Settings
+
+HandlerFunction = Callable[[Call], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    """A handler's effective settings, its own ``SETTINGS`` over the global defaults."""
+
+    budget: float
+    job_timeout: int
+    result_ttl: int
+    namespace: str
+
+
+class _HandlerSettingsSchema(Schema):
+    """What a handler module may put in its ``SETTINGS`` dict; anything else is a mistake."""
+
+    class Meta:
+        unknown = RAISE
+
+    budget = fields.Float(
+        validate=validate.Range(
+            min=0,
+            max=defaults.MAX_BUDGET,
+            min_inclusive=False,
+            error=f"must be more than 0 and at most {defaults.MAX_BUDGET:g} seconds",
+        )
+    )
+    job_timeout = fields.Integer(validate=validate.Range(min=1))
+    result_ttl = fields.Integer(validate=validate.Range(min=1))
+    namespace = fields.String(validate=validate.Regexp(VARIABLE_NAME, error="must use only A-Z, a-z, 0-9 and _"))
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One use case: a function, an optional input schema and its settings."""
+
+    name: str
+    function: HandlerFunction
+    input_schema: Schema | None
+    settings: HandlerSettings
+
+    @property
+    def namespace(self) -> str:
+        """Prefix of the status variables: ``<namespace>_status`` and so on."""
+        return self.settings.namespace
+
+    def inputs(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """Pick the handler's input from all the conversation's variables.
+
+        A handler with a schema sees only the fields its schema declares; one without sees
+        everything but its own status variables.
+        """
+        if self.input_schema is not None:
+            wanted = {f.data_key or name for name, f in self.input_schema.load_fields.items()}
+            return {name: value for name, value in variables.items() if name in wanted}
+        own = status_variables(self.namespace)
+        return {name: value for name, value in variables.items() if name not in own}
+
+    def load(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate the input with the handler's schema.
+
+        Raises:
+            ValidationError: naming each field that failed.
+        """
+        if self.input_schema is None:
+            return dict(inputs)
+        loaded: dict[str, Any] = self.input_schema.load(inputs)
+        return loaded
+
+
+class Registry(Mapping[str, Handler]):
+    """The handlers found at start-up, by name."""
+
+    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+        self._handlers = dict(handlers)
+
+    def __getitem__(self, name: str) -> Handler:
+        return self._handlers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._handlers))
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+
+def discover(settings: Settings) -> Registry:
+    """Import every module of the handlers package named in the settings.
+
+    Raises:
+        HandlerModuleError: naming the module and its file when one cannot be used.
+    """
+    package = _import(settings.handlers_package)
+    if not hasattr(package, "__path__"):
+        raise HandlerModuleError(f"{settings.handlers_package} is a module, not a package of handler modules")
+    handlers = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = _import(f"{settings.handlers_package}.{info.name}")
+        handlers[info.name] = _handler_from(info.name, module, settings)
+    return Registry(handlers)
+
+
+def _import(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except Exception as error:
+        raise HandlerModuleError(f"cannot import handler module {name}: {type(error).__name__}: {error}") from error
+
+
+def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
+    where = f"handler module {module.__name__} ({module.__file__})"
+    if not VARIABLE_NAME.match(name):
+        raise HandlerModuleError(f"{where}: the name must use only A-Z, a-z, 0-9 and _")
+    function = getattr(module, "handle", None)
+    if not callable(function):
+        raise HandlerModuleError(f"{where}: it must define a function handle(call)")
+    schema_class = getattr(module, "Input", None)
+    if schema_class is not None and not (inspect.isclass(schema_class) and issubclass(schema_class, Schema)):
+        raise HandlerModuleError(f"{where}: Input must be a marshmallow Schema class")
+    try:
+        own: dict[str, Any] = _HandlerSettingsSchema().load(getattr(module, "SETTINGS", {}))
+    except ValidationError as error:
+        raise HandlerModuleError(f"{where}: invalid SETTINGS: {describe_errors(error)}") from None
+    return Handler(
+        name=name,
+        function=function,
+        input_schema=schema_class(unknown=EXCLUDE) if schema_class is not None else None,
+        settings=HandlerSettings(
+            budget=own.get("budget", settings.budget),
+            job_timeout=own.get("job_timeout", settings.job_timeout),
+            result_ttl=own.get("result_ttl", settings.result_ttl),
+            namespace=own.get("namespace", name),
+        ),
+    )

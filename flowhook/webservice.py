@@ -1,0 +1,55 @@
+"""The endpoint LoyJoy's WebService module calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, request
+
+from flowhook.contract import MalformedCallError, answer, parse_envelope
+from flowhook.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webservice", __name__)
+
+
+def current_dispatcher() -> Dispatcher:
+    """The dispatcher the app factory built for this app."""
+    dispatcher: Dispatcher = current_app.extensions["flowhook"]
+    return dispatcher
+
+
+@bp.post("/webservice/<name>")
+def call(name: str) -> dict[str, Any]:
+    """Answer one WebService call with the handler's status variables."""
+    started = time.monotonic()
+    dispatcher = current_dispatcher()
+    handler = dispatcher.registry.get(name)
+    if handler is None:
+        abort(404, description=f"no handler named {name[:100]!r}")
+    if not request.is_json:
+        abort(415, description="send the call as Content-Type: application/json")
+    try:
+        envelope = parse_envelope(request.get_data(cache=False))
+    except MalformedCallError as error:
+        abort(400, description=str(error))
+    outcome = dispatcher.dispatch(handler, envelope, started)
+    log.info(
+        "call handler=%s status=%s job=%s error=%r trace=%s ms=%.1f",
+        handler.name,
+        outcome.status,
+        outcome.job_id or "-",
+        outcome.error,
+        request.headers.get("X-B3-TraceId", "-")[:64],
+        (time.monotonic() - started) * 1000,
+    )
+    return answer(handler.namespace, outcome)
+
+
+def init_app(app: Flask, dispatcher: Dispatcher) -> None:
+    """Serve the endpoint with the given dispatcher."""
+    app.extensions["flowhook"] = dispatcher
+    app.register_blueprint(bp)

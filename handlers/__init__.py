@@ -1,0 +1,1 @@
+"""The team's handlers: each module here is one use case, served at /webservice/<module name>."""

@@ -1,0 +1,173 @@
+"""Fixtures: a real Redis, real RQ workers in subprocesses, and the app in the Flask tutorial's shape."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Queue, Worker
+
+from app import create_app
+from flowhook.redis_server import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CallFunction = Callable[..., dict[str, str]]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """REDIS_URL when it is set, else a private redis-server for this test session."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis(redis_url: str) -> Iterator[Redis]:
+    """A plain client of the test Redis, for opening gates and checking keys."""
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@dataclass
+class WorkerPool:
+    """RQ workers running as subprocesses (`python -m workers`) on a queue of their own."""
+
+    redis_url: str
+    handlers_package: str
+    queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    log: Path | None = None
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "FLOWHOOK_HANDLERS": self.handlers_package,
+            "FLOWHOOK_QUEUE": self.queue,
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def start(self, count: int, timeout: float = 30.0) -> None:
+        """Start ``count`` workers and wait until all of them listen on the queue."""
+        assert self.log is not None
+        output = self.log.open("ab")
+        for _ in range(count):
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers"], cwd=ROOT, env=self.environment, stdout=output, stderr=output
+                )
+            )
+        connection = Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while len(Worker.all(queue=Queue(self.queue, connection=connection))) < len(self.processes):
+            if any(process.poll() is not None for process in self.processes):
+                pytest.fail(f"a worker exited at start; see {self.log}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"workers did not start within {timeout} s; see {self.log}")
+            time.sleep(0.05)
+        connection.close()
+
+    def stop(self) -> None:
+        """Ask every worker to stop (warm shutdown), then make sure it has."""
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _pool(redis_url: str, package: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
+    pool = WorkerPool(redis_url, package, log=tmp_path_factory.mktemp("workers") / "workers.log")
+    pool.start(2)
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture(scope="session")
+def test_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
+    """Two workers serving the test-only handlers in tests/handlers."""
+    yield from _pool(redis_url, "tests.handlers", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def example_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
+    """Two workers serving the example handlers shipped in handlers/."""
+    yield from _pool(redis_url, "handlers", tmp_path_factory)
+
+
+@pytest.fixture
+def app(redis_url: str, test_workers: WorkerPool) -> Flask:
+    """The app serving the test-only handlers, with its own workers."""
+    return create_app(
+        {
+            "TESTING": True,
+            "REDIS_URL": redis_url,
+            "FLOWHOOK_HANDLERS": test_workers.handlers_package,
+            "FLOWHOOK_QUEUE": test_workers.queue,
+        }
+    )
+
+
+@pytest.fixture
+def example_app(redis_url: str, example_workers: WorkerPool) -> Flask:
+    """The app serving the example handlers, with a short budget so `sleep` turns pending fast."""
+    return create_app(
+        {
+            "TESTING": True,
+            "REDIS_URL": redis_url,
+            "FLOWHOOK_HANDLERS": example_workers.handlers_package,
+            "FLOWHOOK_QUEUE": example_workers.queue,
+            "FLOWHOOK_BUDGET": "1",
+        }
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def instance() -> str:
+    """A fresh conversation id, so that no test attaches to another test's job."""
+    return f"conv-{uuid.uuid4().hex}"
+
+
+def caller(client: FlaskClient, instance: str) -> CallFunction:
+    """A function that makes a well-formed WebService call and returns the answer's variables."""
+
+    def call(handler: str, variables: dict[str, Any] | None = None, **envelope: Any) -> dict[str, str]:
+        body = {"process_instance_id": instance, "variables": variables or {}, **envelope}
+        response = client.post(f"/webservice/{handler}", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.json is not None
+        answer: dict[str, str] = response.json["data"]["variables"]
+        return answer
+
+    return call
+
+
+@pytest.fixture
+def call(client: FlaskClient, instance: str) -> CallFunction:
+    """Call a test-only handler as LoyJoy would, in a conversation of this test's own."""
+    return caller(client, instance)

@@ -1,0 +1,76 @@
+"""The job the web app enqueues by dotted path: run one handler for one call."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from marshmallow import ValidationError
+from rq import get_current_job
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from flowhook.call import Call
+from flowhook.contract import describe_errors, flow_variables
+from flowhook.exceptions import HandlerError
+from flowhook.registry import Registry, discover
+from flowhook.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def registry() -> Registry:
+    """The handlers this worker runs, found once per process (before forking, when preloaded)."""
+    return discover(Settings.from_env())
+
+
+def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
+    """Run a handler for one call and return its answer variables as strings.
+
+    Args:
+        handler_name: The handler's module name.
+        payload: The call's ids, params and input variables, as the web app validated them.
+
+    Raises:
+        Exception: whatever the handler raised, after its short reason was saved for the flow.
+    """
+    job = get_current_job()
+    assert job is not None, "run_handler runs only as an RQ job"
+    try:
+        handler = registry().get(handler_name)
+        if handler is None:
+            raise HandlerError(f"this worker has no handler {handler_name!r}; deploy it to the workers too")
+        call = Call(
+            handler=handler_name,
+            process_instance_id=payload["process_instance_id"],
+            process_definition_id=payload.get("process_definition_id"),
+            params=payload.get("params") or {},
+            variables=handler.load(payload.get("variables") or {}),
+            idempotency_key=job.id,
+            deadline=time.monotonic() + (job.timeout or handler.settings.job_timeout),
+            report_progress=functools.partial(_save_progress, job),
+        )
+        return flow_variables(handler.function(call))
+    except Exception as error:
+        job.meta["error"] = failure_reason(error, job)
+        job.save_meta()
+        raise
+
+
+def failure_reason(error: Exception, job: Job) -> str:
+    """The short reason a flow sees in ``<h>_error``; the traceback goes to the worker's log."""
+    if isinstance(error, HandlerError):
+        return str(error)[:500]
+    if isinstance(error, JobTimeoutException):
+        return f"the work took longer than its {job.timeout} s limit"
+    if isinstance(error, ValidationError):  # the schema changed since the web app checked the call
+        return f"the variables no longer pass the handler's schema: {describe_errors(error)}"[:500]
+    return f"the handler failed ({type(error).__name__})"
+
+
+def _save_progress(job: Job, value: str) -> None:
+    job.meta["progress"] = value
+    job.save_meta()
