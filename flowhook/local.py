@@ -19,6 +19,8 @@ from flowhook.registry import discover
 from flowhook.settings import Settings
 
 DATA_DIRECTORY = Path(".flowhook/redis")
+# honcho's exit codes when it stopped everything because it received SIGINT or SIGTERM.
+STOPPED_BY_SIGNAL = (130, 143)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if redis is not None:
             redis.stop()
-    return int(manager.returncode or 0)
+    # Ctrl-C or SIGTERM is how `make run` is meant to end: that is a clean stop, not a failure.
+    return 0 if manager.returncode in STOPPED_BY_SIGNAL else int(manager.returncode or 0)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ class Settings:
     queue_ttl: int = defaults.QUEUE_TTL
     result_ttl: int = defaults.RESULT_TTL
     log_level: str = "INFO"
+    web_processes: int = defaults.WEB_PROCESSES
+    web_threads: int = defaults.WEB_THREADS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +80,8 @@ class _SettingsSchema(Schema):
     log_level = fields.String(
         data_key="FLOWHOOK_LOG_LEVEL", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
+    web_processes = fields.Integer(data_key="WEB_CONCURRENCY", validate=validate.Range(min=1))
+    web_threads = fields.Integer(data_key="FLOWHOOK_THREADS", validate=validate.Range(min=1, max=1000))
 
     @post_load
     def _make(self, data: dict[str, object], **_: object) -> Settings:

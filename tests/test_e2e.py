@@ -1,0 +1,109 @@
+"""End to end, as a new user runs it: `make run` (private Redis, gunicorn, a worker) driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from flowhook.redis_server import free_port
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Service:
+    """The launcher process and what it serves."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    data_dir: Path
+
+    def call(self, handler: str, variables: dict[str, str], instance: str = "e2e-1") -> dict[str, str]:
+        response = requests.post(
+            f"{self.url}/webservice/{handler}",
+            json={"process_instance_id": instance, "params": {}, "variables": variables},
+            timeout=20,
+        )
+        assert response.status_code == 200, response.text
+        answer: dict[str, str] = response.json()["data"]["variables"]
+        return answer
+
+
+def wait_for_log(log: Path, *needles: str, timeout: float = 30.0) -> None:
+    """Wait until every needle appears in the launcher's output."""
+    deadline = time.monotonic() + timeout
+    while not all(needle in log.read_text(errors="replace") for needle in needles):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not in the output within {timeout} s: {needles}\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """`make run`'s command with REDIS_URL unset, on a free port, with a 1 s budget."""
+    port = free_port()
+    environment = {**os.environ, "PORT": str(port), "FLOWHOOK_BUDGET": "1", "PYTHONUNBUFFERED": "1"}
+    environment.pop("REDIS_URL", None)
+    environment.pop("FLOWHOOK_HANDLERS", None)
+    log = tmp_path / "run.log"
+    command = [sys.executable, "-m", "flowhook.local", "--workers", "1", "--data-dir", str(tmp_path / "redis")]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_for_log(log, "Listening at", "Listening on flowhook")
+        yield Service(process, f"http://127.0.0.1:{port}", log, tmp_path / "redis")
+    finally:
+        stop_tree(process)
+
+
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """Stop the launcher as Ctrl-C would; if that fails, kill it and everything it started."""
+    if process.poll() is not None:
+        return
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    process.send_signal(signal.SIGINT)
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    for leftover in alive:
+        leftover.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def test_make_run_answers_inline_then_pending_then_polled_to_done(service: Service) -> None:
+    echo = service.call("echo", {"firstname": "Ada"})
+    assert echo == {"firstname": "Ada", "echo_status": "done", "echo_job": "", "echo_error": ""}
+
+    answer = service.call("sleep", {"seconds": "3"})
+    assert answer["sleep_status"] == "pending"
+    assert len(answer["sleep_job"]) == 32
+    deadline = time.monotonic() + 20
+    while answer["sleep_status"] == "pending" and time.monotonic() < deadline:
+        answer = service.call("sleep", {"seconds": "3", **answer})
+    assert answer == {"slept": "3", "sleep_status": "done", "sleep_job": "", "sleep_error": ""}
+
+    malformed = requests.post(f"{service.url}/webservice/echo", data=b"{", timeout=5)
+    assert malformed.status_code == 415
+    assert malformed.json()["error"]["code"] == 415
+
+
+def test_ctrl_c_stops_everything_and_keeps_redis_data(service: Service) -> None:
+    assert service.call("echo", {"x": "1"})["echo_status"] == "done"
+    children = psutil.Process(service.process.pid).children(recursive=True)
+    assert len(children) >= 3  # redis-server, gunicorn (arbiter and workers), the RQ worker
+
+    service.process.send_signal(signal.SIGINT)
+    assert service.process.wait(timeout=30) == 0
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], f"left running: {alive}"
+    assert (service.data_dir / "appendonly.aof").exists()
