@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask
 
-from flowhook import errors, webservice
+from flowhook import cli, errors, webservice
 from flowhook.connection import connect, job_queue
 from flowhook.dispatch import Dispatcher
 from flowhook.jobs import JobStore
@@ -33,6 +34,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
 
     registry = registry if registry is not None else discover(settings)
     store = JobStore(job_queue(settings, connect(settings)), queue_ttl=settings.queue_ttl)
+    # Inline attempts that overran go on until they return; room for them beside the live ones.
+    inline = ThreadPoolExecutor(max_workers=2 * settings.web_threads, thread_name_prefix="inline")
     errors.init_app(app)
-    webservice.init_app(app, Dispatcher(registry, store))
+    cli.init_app(app)
+    webservice.init_app(app, Dispatcher(registry, store, inline))
     return app

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from flowhook.call import Call
-from flowhook.exceptions import HandlerError
+from flowhook.exceptions import HandlerError, RetryableError
 
-__all__ = ["Call", "HandlerError"]
+__all__ = ["Call", "HandlerError", "RetryableError"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ class Call:
         variables: The handler's input, as its schema loaded it.
         idempotency_key: Stays the same for a resent call and for every attempt of the same work;
             pass it on to external APIs that accept one.
-        deadline: ``time.monotonic()`` value by which the work must be over.
+        deadline: ``time.monotonic()`` value by which the work must be over: the end of the
+            budget for an inline (``web``) attempt, the job timeout in a worker.
     """
 
     handler: str
@@ -37,9 +39,21 @@ class Call:
     idempotency_key: str
     deadline: float
     report_progress: Callable[[str], None] = field(default=_ignore_progress, repr=False)
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def stopped(self) -> bool:
+        """True once nobody waits for this attempt (an inline attempt handed to a worker): stop early."""
+        return self.stop_event.is_set()
+
+    def stop(self) -> None:
+        """Tell the attempt its result will be discarded."""
+        self.stop_event.set()
 
     def remaining(self) -> float:
-        """Seconds left before the deadline (never negative); bound your own I/O timeouts by it."""
+        """Seconds left before the deadline (0 once stopped); bound your own I/O timeouts by it."""
+        if self.stopped:
+            return 0.0
         return max(0.0, self.deadline - time.monotonic())
 
     def progress(self, value: Any) -> None:

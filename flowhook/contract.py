@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from flowhook import defaults
+from flowhook.exceptions import HandlerError
 
 DONE = "done"
 PENDING = "pending"
@@ -179,3 +180,16 @@ def answer(namespace: str, outcome: Outcome) -> dict[str, Any]:
     if outcome.status == PENDING and outcome.progress is not None:
         variables[f"{namespace}_progress"] = outcome.progress
     return {"data": {"variables": variables}}
+
+
+def failure_reason(error: Exception) -> str:
+    """The short reason a flow sees in ``<h>_error`` when a handler raised ``error``.
+
+    Only a :class:`HandlerError`'s message is meant for the flow; any other message may hold
+    personal data or internals, so the flow sees just the exception's type.
+    """
+    if isinstance(error, HandlerError):
+        return str(error)[:500]
+    if isinstance(error, ValidationError):  # the schema changed since the web app checked the call
+        return f"the variables no longer pass the handler's schema: {describe_errors(error)}"[:500]
+    return f"the handler failed ({type(error).__name__})"

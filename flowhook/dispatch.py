@@ -1,15 +1,32 @@
-"""One call from arrival to outcome: poll, attach or start the work, within the handler's budget."""
+"""One call from arrival to outcome: poll, attach, run inline or start the work, within the budget."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
-from flowhook.contract import FAILED, INVALID, Envelope, Outcome, describe_errors, flow_value
-from flowhook.jobs import UNKNOWN_JOB, JobStore
-from flowhook.registry import Handler, Registry
+from flowhook.call import Call
+from flowhook.contract import (
+    DONE,
+    FAILED,
+    INVALID,
+    PENDING,
+    Envelope,
+    Outcome,
+    describe_errors,
+    failure_reason,
+    flow_value,
+)
+from flowhook.exceptions import RetryableError
+from flowhook.jobs import UNKNOWN_JOB, JobStore, new_job_id
+from flowhook.registry import WEB, Handler, Registry
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +34,19 @@ UNAVAILABLE = "the service is temporarily unavailable; try again"
 
 
 class Dispatcher:
-    """Turns validated calls into outcomes, holding what every call needs."""
+    """Turns validated calls into outcomes, holding what every call needs.
 
-    def __init__(self, registry: Registry, store: JobStore) -> None:
+    Args:
+        registry: The handlers served.
+        store: Where worker jobs are started and found.
+        inline: Runs ``web`` handlers' inline attempts, so that a call can stop waiting at its
+            budget while the attempt goes on.
+    """
+
+    def __init__(self, registry: Registry, store: JobStore, inline: Executor) -> None:
         self.registry = registry
         self.store = store
+        self.inline = inline
 
     def dispatch(self, handler: Handler, envelope: Envelope, started: float) -> Outcome:
         """Answer a call within the handler's budget, counted from ``started`` (monotonic)."""
@@ -38,9 +63,11 @@ class Dispatcher:
             return self._poll(handler, envelope, job_id, deadline)
         inputs = handler.inputs(envelope.variables)
         try:
-            handler.load(inputs)
+            variables = handler.load(inputs)
         except ValidationError as error:
             return Outcome(INVALID, error=describe_errors(error))
+        if handler.settings.runs_in == WEB:
+            return self._run_inline(handler, envelope, inputs, variables, deadline)
         job_id = self.store.start(handler, envelope, inputs)
         return self.store.wait(job_id, deadline)
 
@@ -49,3 +76,45 @@ class Dispatcher:
         if not self.store.owns(handler, envelope.process_instance_id, job_id):
             return Outcome(FAILED, error=UNKNOWN_JOB)
         return self.store.wait(job_id, deadline)
+
+    def _run_inline(
+        self,
+        handler: Handler,
+        envelope: Envelope,
+        inputs: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        deadline: float,
+    ) -> Outcome:
+        """Run a ``web`` handler here; past the budget, hand the work to a worker and answer pending."""
+        running = self.store.running(handler, envelope, inputs)
+        if running is not None:  # an identical call's work was handed to a worker: attach to it
+            return self.store.wait(running, deadline)
+        progress: list[str] = []
+        call = Call(
+            handler=handler.name,
+            process_instance_id=envelope.process_instance_id,
+            process_definition_id=envelope.process_definition_id,
+            params=envelope.params,
+            variables=variables,
+            # The job that takes over after an overrun gets this id, so the key stays the same.
+            idempotency_key=new_job_id(),
+            deadline=deadline,
+            report_progress=progress.append,
+        )
+        attempt = self.inline.submit(handler.run, call)
+        try:
+            return Outcome(DONE, variables=attempt.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            call.stop()  # its late result is discarded; the worker runs the work again
+            job_id = self.store.start(handler, envelope, inputs, job_id=call.idempotency_key)
+            log.info("handler=%s overran its budget inline; handed to a worker as job %s", handler.name, job_id)
+            return Outcome(PENDING, job_id=job_id, progress=progress[-1] if progress else None)
+        except RetryableError as error:
+            if not handler.settings.retries:
+                return Outcome(FAILED, error=failure_reason(error))
+            job_id = self.store.start(handler, envelope, inputs, job_id=call.idempotency_key)
+            log.info("handler=%s asked for a retry; handed to a worker as job %s", handler.name, job_id)
+            return self.store.wait(job_id, deadline)
+        except Exception as error:
+            log.exception("handler=%s failed inline", handler.name)
+            return Outcome(FAILED, error=failure_reason(error))

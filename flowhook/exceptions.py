@@ -20,3 +20,11 @@ class HandlerError(FlowhookError):
 
     The message becomes ``<h>_error`` as it is, so keep it short and free of personal data.
     """
+
+
+class RetryableError(HandlerError):
+    """Raised by a handler when trying again later may succeed (a timeout, a 503).
+
+    The work is retried as the handler's ``retries`` and ``retry_intervals`` settings say; when
+    they are used up, the call fails with this message.
+    """

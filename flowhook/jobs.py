@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import WatchError
-from rq import Queue
+from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -29,6 +29,11 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # Job statuses (as stored in Redis) of work that may still produce a result.
 UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)}
 UNKNOWN_JOB = "unknown or expired job; start again"
+
+
+def new_job_id() -> str:
+    """A fresh job id; it doubles as the work's idempotency key."""
+    return uuid.uuid4().hex
 
 
 def owner_of(handler: Handler, process_instance_id: str) -> str:
@@ -53,11 +58,25 @@ class JobStore:
     def connection(self) -> Redis:
         return self.queue.connection
 
-    def start(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any]) -> str:
+    def running(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any]) -> str | None:
+        """The job of an identical call that is still unresolved, if any (one GET when none is)."""
+        dedupe_key = keys.dedupe(fingerprint_of(handler, envelope.process_instance_id, inputs))
+        running = cast(bytes | None, self.connection.get(dedupe_key))
+        if running is not None and self._unresolved(running.decode()):
+            return running.decode()
+        return None
+
+    def start(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str | None = None) -> str:
         """Enqueue the call's job, or return the job of an identical call still unresolved.
 
         The dedupe entry and the job are written in one transaction, so an entry never points
         to a job that was not enqueued.
+
+        Args:
+            handler: The handler to run.
+            envelope: The call.
+            inputs: The handler's input variables (what identifies an identical call).
+            job_id: The id to give the job (an inline attempt's idempotency key); new if None.
         """
         dedupe_key = keys.dedupe(fingerprint_of(handler, envelope.process_instance_id, inputs))
         with self.connection.pipeline() as pipe:
@@ -68,7 +87,7 @@ class JobStore:
                     if running is not None and self._unresolved(running.decode()):
                         pipe.unwatch()
                         return running.decode()
-                    job = self._create(handler, envelope, inputs)
+                    job = self._create(handler, envelope, inputs, job_id or new_job_id())
                     pipe.multi()
                     pipe.set(dedupe_key, job.id, ex=self._lifetime(handler))
                     self.queue.enqueue_job(job, pipeline=pipe)
@@ -77,7 +96,7 @@ class JobStore:
                 except WatchError:
                     continue  # an identical call got there first: attach to its job
 
-    def _create(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any]) -> Job:
+    def _create(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str) -> Job:
         payload = {
             "process_instance_id": envelope.process_instance_id,
             "process_definition_id": envelope.process_definition_id,
@@ -87,7 +106,7 @@ class JobStore:
         return self.queue.create_job(
             JOB_FUNCTION,
             args=(handler.name, payload),
-            job_id=uuid.uuid4().hex,
+            job_id=job_id,
             # RQ logs the description: the handler's name, never the variables.
             description=handler.name,
             timeout=handler.settings.job_timeout,
@@ -95,11 +114,18 @@ class JobStore:
             result_ttl=handler.settings.result_ttl,
             failure_ttl=handler.settings.result_ttl,
             meta={"owner": owner_of(handler, envelope.process_instance_id)},
+            retry=Retry(handler.settings.retries, list(handler.settings.retry_intervals))
+            if handler.settings.retries
+            else None,
         )
 
     def _lifetime(self, handler: Handler) -> int:
-        """Longest a job can stay unresolved: waiting in the queue, then running."""
-        return self.queue_ttl + handler.settings.job_timeout
+        """Longest a job can stay unresolved: waiting in the queue, then every attempt and pause."""
+        attempts = 1 + handler.settings.retries
+        pauses = sum(
+            Retry.get_interval(n, list(handler.settings.retry_intervals)) for n in range(handler.settings.retries)
+        )
+        return self.queue_ttl + attempts * handler.settings.job_timeout + pauses
 
     def _unresolved(self, job_id: str) -> bool:
         status = cast(bytes | None, self.connection.hget(Job.key_for(job_id), "status"))

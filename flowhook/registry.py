@@ -14,11 +14,14 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from flowhook import defaults
 from flowhook.call import Call
-from flowhook.contract import VARIABLE_NAME, describe_errors, status_variables
+from flowhook.contract import VARIABLE_NAME, describe_errors, flow_variables, status_variables
 from flowhook.exceptions import HandlerModuleError
 from flowhook.settings import Settings
 
 HandlerFunction = Callable[[Call], Mapping[str, Any] | None]
+
+WORKER = "worker"
+WEB = "web"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,10 @@ class HandlerSettings:
     """A handler's effective settings, its own ``SETTINGS`` over the global defaults."""
 
     budget: float
+    runs_in: str
     job_timeout: int
+    retries: int
+    retry_intervals: tuple[int, ...]
     result_ttl: int
     namespace: str
 
@@ -45,7 +51,12 @@ class _HandlerSettingsSchema(Schema):
             error=f"must be more than 0 and at most {defaults.MAX_BUDGET:g} seconds",
         )
     )
+    runs_in = fields.String(validate=validate.OneOf([WORKER, WEB]))
     job_timeout = fields.Integer(validate=validate.Range(min=1))
+    retries = fields.Integer(validate=validate.Range(min=0, max=20))
+    retry_intervals = fields.List(
+        fields.Integer(validate=validate.Range(min=0, max=3600)), validate=validate.Length(min=1, max=20)
+    )
     result_ttl = fields.Integer(validate=validate.Range(min=1))
     namespace = fields.String(validate=validate.Regexp(VARIABLE_NAME, error="must use only A-Z, a-z, 0-9 and _"))
 
@@ -75,6 +86,10 @@ class Handler:
             return {name: value for name, value in variables.items() if name in wanted}
         own = status_variables(self.namespace)
         return {name: value for name, value in variables.items() if name not in own}
+
+    def run(self, call: Call) -> dict[str, str]:
+        """Run the handler and write what it returned as flow variables."""
+        return flow_variables(self.function(call))
 
     def load(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the input with the handler's schema.
@@ -149,7 +164,10 @@ def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
         input_schema=schema_class(unknown=EXCLUDE) if schema_class is not None else None,
         settings=HandlerSettings(
             budget=own.get("budget", settings.budget),
+            runs_in=own.get("runs_in", WORKER),
             job_timeout=own.get("job_timeout", settings.job_timeout),
+            retries=own.get("retries", 0),
+            retry_intervals=tuple(own.get("retry_intervals", [0])),
             result_ttl=own.get("result_ttl", settings.result_ttl),
             namespace=own.get("namespace", name),
         ),

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
 from rq import Queue, Worker
 
@@ -42,6 +46,60 @@ def redis(redis_url: str) -> Iterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+class OrderAPI(BaseHTTPRequestHandler):
+    """A stand-in for a shop's order API, the outside world the order_lookup handler calls.
+
+    ``/orders/A1`` is shipped, ``/orders/slow`` answers after 1.5 s, ``/orders/busy-*`` answers
+    503 the first time, anything else (or another e-mail address) is 404.
+    """
+
+    # Shared by every request on purpose: the tests read what the handler sent.
+    requests_seen: list[dict[str, str]] = []
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        order_id = url.path.removeprefix("/orders/")
+        with self.lock:
+            earlier = sum(1 for seen in self.requests_seen if seen["order_id"] == order_id)
+            self.requests_seen.append({"order_id": order_id, "key": self.headers.get("Idempotency-Key", "")})
+        if order_id == "slow":
+            time.sleep(1.5)
+        if order_id.startswith("busy-") and not earlier:
+            self._answer(503, {"error": "busy"})
+        elif order_id in ("A1", "slow") or order_id.startswith("busy-"):
+            if parse_qs(url.query).get("email") != ["ada@example.org"]:
+                self._answer(404, {"error": "not found"})
+            else:
+                self._answer(200, {"status": "shipped", "eta": "2026-11-30", "items": ["book", "pen"]})
+        else:
+            self._answer(404, {"error": "not found"})
+
+    def _answer(self, code: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture(scope="session")
+def order_api() -> Iterator[str]:
+    """The fake order API on a loopback port; ORDER_API_URL points at it for this session."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OrderAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORDER_API_URL", url)  # inline attempts run in this process; workers inherit it
+        yield url
+    server.shutdown()
 
 
 @dataclass
@@ -110,8 +168,8 @@ def test_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="session")
-def example_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
-    """Two workers serving the example handlers shipped in handlers/."""
+def example_workers(redis_url: str, order_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
+    """Two workers serving the example handlers shipped in handlers/, with the fake order API."""
     yield from _pool(redis_url, "handlers", tmp_path_factory)
 
 
@@ -145,6 +203,11 @@ def example_app(redis_url: str, example_workers: WorkerPool) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
 
 
 @pytest.fixture

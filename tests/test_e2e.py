@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +51,14 @@ def wait_for_log(log: Path, *needles: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    """`make run`'s command with REDIS_URL unset, on a free port, with a 1 s budget."""
+@contextmanager
+def running_service(tmp_path: Path, **settings: str) -> Iterator[Service]:
+    """`make run`'s command with REDIS_URL unset, on a free port, with a 1 s budget and ``settings``."""
     port = free_port()
     environment = {**os.environ, "PORT": str(port), "FLOWHOOK_BUDGET": "1", "PYTHONUNBUFFERED": "1"}
     environment.pop("REDIS_URL", None)
     environment.pop("FLOWHOOK_HANDLERS", None)
+    environment.update(settings)
     log = tmp_path / "run.log"
     command = [sys.executable, "-m", "flowhook.local", "--workers", "1", "--data-dir", str(tmp_path / "redis")]
     with log.open("wb") as output:
@@ -66,6 +68,12 @@ def service(tmp_path: Path) -> Iterator[Service]:
         yield Service(process, f"http://127.0.0.1:{port}", log, tmp_path / "redis")
     finally:
         stop_tree(process)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    with running_service(tmp_path) as running:
+        yield running
 
 
 def stop_tree(process: subprocess.Popen[bytes]) -> None:
@@ -107,3 +115,51 @@ def test_ctrl_c_stops_everything_and_keeps_redis_data(service: Service) -> None:
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"left running: {alive}"
     assert (service.data_dir / "appendonly.aof").exists()
+
+
+def flask_cli(*arguments: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Run ``flask --app app ...`` as a developer would, in the project's folder."""
+    environment = {**os.environ, **settings}
+    command = [sys.executable, "-m", "flask", "--app", "app", *arguments]
+    return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_call_command_polls_to_done_showing_progress(service: Service) -> None:
+    finished = flask_cli("call", "sleep", "--var", "seconds=2", "--url", service.url)
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0].startswith("pending  job ")
+    assert "%" in lines[0]
+    assert any(line.startswith("done after ") for line in lines)
+    assert '"slept": "2"' in finished.stdout
+
+
+def test_the_call_command_exits_non_zero_unless_done(service: Service) -> None:
+    invalid = flask_cli("call", "sleep", "--var", "seconds=many", "--url", service.url)
+    assert invalid.returncode == 1
+    assert "invalid after" in invalid.stdout
+    missing = flask_cli("call", "nope", "--url", service.url)
+    assert missing.returncode == 1
+    assert "answered 404" in missing.stderr
+
+
+def test_a_new_handler_is_picked_up_by_make_run(tmp_path: Path) -> None:
+    package = tmp_path / "code" / "team_handlers"
+    created = flask_cli("new", "greet", "--handlers-dir", str(package), "--tests-dir", str(tmp_path / "code" / "tests"))
+    assert created.returncode == 0, created.stderr
+    generated_tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "code" / "tests")],
+        cwd=tmp_path / "code",
+        env={**os.environ, "PYTHONPATH": f"{ROOT}:{tmp_path / 'code'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "3 passed" in generated_tests.stdout, generated_tests.stdout + generated_tests.stderr
+
+    team = {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{tmp_path / 'code'}"}
+    with running_service(tmp_path, **team) as service:
+        finished = flask_cli("call", "greet", "--var", "name=Ada", "--url", service.url, **team)
+    assert finished.returncode == 0, finished.stderr
+    assert '"greeting": "Hello, Ada!"' in finished.stdout

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from flask import Flask
+from redis import Redis
 
-from tests.conftest import CallFunction, caller
+from tests.conftest import CallFunction, OrderAPI, caller
 
 
 @pytest.fixture
@@ -60,3 +62,68 @@ def test_a_sleep_past_the_budget_is_pending_with_progress_then_done(call_example
     while answer["sleep_status"] == "pending" and time.monotonic() < deadline:
         answer = call_example("sleep", {"seconds": "2", **answer})
     assert answer == {"slept": "2", "sleep_status": "done", "sleep_job": "", "sleep_error": ""}
+
+
+def order_requests(order_id: str) -> list[dict[str, str]]:
+    return [seen for seen in OrderAPI.requests_seen if seen["order_id"] == order_id]
+
+
+def test_order_lookup_answers_inline_from_the_api(call_example: CallFunction, redis: Redis) -> None:
+    answer = call_example("order_lookup", {"order_id": "A1", "email": "ada@example.org"})
+    assert answer == {
+        "order_state": "shipped",
+        "order_eta": "2026-11-30",
+        "order_items": '["book","pen"]',
+        "order_lookup_status": "done",
+        "order_lookup_job": "",
+        "order_lookup_error": "",
+    }
+    key = order_requests("A1")[-1]["key"]
+    assert not redis.exists(f"rq:job:{key}")  # inline, no job
+
+
+def test_order_lookup_of_an_unknown_order_fails_with_a_reason(call_example: CallFunction) -> None:
+    answer = call_example("order_lookup", {"order_id": "B2", "email": "ada@example.org"})
+    assert answer["order_lookup_status"] == "failed"
+    assert answer["order_lookup_error"] == "no such order"
+
+
+def test_order_lookup_checks_its_input(call_example: CallFunction) -> None:
+    answer = call_example("order_lookup", {"order_id": "../admin", "email": "nobody"})
+    assert answer["order_lookup_status"] == "invalid"
+    assert "order_id: String does not match expected pattern." in answer["order_lookup_error"]
+    assert "email: Not a valid email address." in answer["order_lookup_error"]
+
+
+def test_a_slow_api_hands_the_lookup_to_a_worker_with_the_same_idempotency_key(
+    call_example: CallFunction,
+) -> None:
+    started = time.monotonic()
+    answer = call_example("order_lookup", {"order_id": "slow", "email": "ada@example.org"})
+    assert time.monotonic() - started < 1.5  # the request was bounded by the 1 s budget
+    assert answer["order_lookup_status"] == "pending"
+    job_id = answer["order_lookup_job"]
+    deadline = time.monotonic() + 15
+    while answer["order_lookup_status"] == "pending" and time.monotonic() < deadline:
+        answer = call_example("order_lookup", {"order_id": "slow", "email": "ada@example.org", **answer})
+    assert answer["order_state"] == "shipped"
+    assert [seen["key"] for seen in order_requests("slow")] == [job_id, job_id]
+
+
+def test_a_busy_api_is_retried_in_a_worker(call_example: CallFunction) -> None:
+    order_id = f"busy-{uuid.uuid4().hex[:8]}"
+    answer = call_example("order_lookup", {"order_id": order_id, "email": "ada@example.org"})
+    deadline = time.monotonic() + 15
+    while answer["order_lookup_status"] == "pending" and time.monotonic() < deadline:
+        answer = call_example("order_lookup", {"order_id": order_id, "email": "ada@example.org", **answer})
+    assert answer["order_state"] == "shipped"
+    first, second = order_requests(order_id)
+    assert first["key"] == second["key"]
+
+
+def test_order_lookup_without_its_url_fails_clearly(
+    call_example: CallFunction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ORDER_API_URL")
+    answer = call_example("order_lookup", {"order_id": "A1", "email": "ada@example.org"})
+    assert answer["order_lookup_error"] == "the order lookup is not configured (ORDER_API_URL)"

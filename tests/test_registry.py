@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,15 @@ from tests.conftest import ROOT
 
 def test_every_module_of_the_package_is_a_handler() -> None:
     registry = discover(Settings(handlers_package="handlers"))
-    assert list(registry) == ["echo", "sleep"]
+    assert list(registry) == ["echo", "order_lookup", "sleep"]
+
+
+def test_settings_have_documented_defaults() -> None:
+    settings = discover(Settings(handlers_package="tests.handlers"))["boom"].settings
+    assert settings.runs_in == "worker"
+    assert settings.retries == 0
+    assert settings.result_ttl == 3600
+    assert settings.job_timeout == 180
 
 
 def test_handler_settings_override_the_global_ones() -> None:
@@ -28,6 +38,35 @@ def test_handler_settings_override_the_global_ones() -> None:
     assert registry["boom"].settings.job_timeout == 50
     assert registry["typed"].namespace == "tp"
     assert registry["boom"].namespace == "boom"
+    assert registry["quick"].settings.runs_in == "web"
+    assert registry["flaky"].settings.retries == 2
+    assert registry["flaky"].settings.retry_intervals == (1,)
+    assert registry["kept"].settings.result_ttl == 7
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"runs_in": "lambda"}, r"runs_in: Must be one of: worker, web"),
+        ({"budget": 15.5}, r"budget: must be more than 0 and at most 15 seconds"),
+        ({"job_timeout": 0}, r"job_timeout: Must be greater than or equal to 1"),
+        ({"retries": -1}, r"retries: Must be greater than or equal to 0"),
+        ({"retry_intervals": []}, r"retry_intervals: Length must be between 1 and 20"),
+        ({"result_ttl": "forever"}, r"result_ttl: Not a valid integer"),
+        ({"namespace": "my-ns"}, r"namespace: must use only"),
+        ({"budjet": 3}, r"budjet: Unknown field"),
+    ],
+)
+def test_bad_handler_settings_are_named(
+    settings: dict[str, object], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"settings_{uuid.uuid4().hex[:8]}"  # a new package each time: imports are cached
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "orders.py").write_text(f"SETTINGS = {settings!r}\n\ndef handle(call):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(HandlerModuleError, match=rf"{name}/orders\.py\): invalid SETTINGS: {message}"):
+        discover(Settings(handlers_package=name))
 
 
 @pytest.mark.parametrize(

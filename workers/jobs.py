@@ -7,14 +7,13 @@ import logging
 import time
 from typing import Any
 
-from marshmallow import ValidationError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from flowhook import contract
 from flowhook.call import Call
-from flowhook.contract import describe_errors, flow_variables
-from flowhook.exceptions import HandlerError
+from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 
@@ -53,8 +52,10 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
             deadline=time.monotonic() + (job.timeout or handler.settings.job_timeout),
             report_progress=functools.partial(_save_progress, job),
         )
-        return flow_variables(handler.function(call))
+        return handler.run(call)
     except Exception as error:
+        if not isinstance(error, RetryableError):
+            job.retries_left = 0  # only a RetryableError is worth another attempt
         job.meta["error"] = failure_reason(error, job)
         job.save_meta()
         raise
@@ -62,13 +63,9 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
 
 def failure_reason(error: Exception, job: Job) -> str:
     """The short reason a flow sees in ``<h>_error``; the traceback goes to the worker's log."""
-    if isinstance(error, HandlerError):
-        return str(error)[:500]
     if isinstance(error, JobTimeoutException):
         return f"the work took longer than its {job.timeout} s limit"
-    if isinstance(error, ValidationError):  # the schema changed since the web app checked the call
-        return f"the variables no longer pass the handler's schema: {describe_errors(error)}"[:500]
-    return f"the handler failed ({type(error).__name__})"
+    return contract.failure_reason(error)
 
 
 def _save_progress(job: Job, value: str) -> None:

@@ -1,0 +1,31 @@
+"""Fails with a RetryableError a set number of times, then succeeds; counts its attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields
+from rq import get_current_job
+
+from flowhook import Call, RetryableError
+
+SETTINGS = {"retries": 2, "retry_intervals": [1], "budget": 0.5}
+
+
+class Input(Schema):
+    key = fields.String(required=True)
+    failures = fields.Integer(required=True)
+    crash = fields.Boolean(load_default=False)
+
+
+def handle(call: Call) -> dict[str, Any]:
+    """Count this attempt; fail retryably while attempts <= failures; crash if asked."""
+    job = get_current_job()
+    assert job is not None
+    attempts = job.connection.incr(f"test:attempts:{call.variables['key']}")
+    job.connection.expire(f"test:attempts:{call.variables['key']}", 300)
+    if call.variables["crash"]:
+        raise ValueError("not retryable")
+    if attempts <= call.variables["failures"]:
+        raise RetryableError("the ERP is busy")
+    return {"attempts": attempts, "key": call.idempotency_key}
