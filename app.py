@@ -34,8 +34,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
 
     registry = registry if registry is not None else discover(settings)
     store = JobStore(job_queue(settings, connect(settings)), queue_ttl=settings.queue_ttl)
-    # Inline attempts that overran go on until they return; room for them beside the live ones.
-    inline = ThreadPoolExecutor(max_workers=2 * settings.web_threads, thread_name_prefix="inline")
+    # One inline attempt per concurrent call, plus room for attempts that overran and go on until
+    # they return. Under gunicorn's gevent worker these threads are greenlets.
+    inline = ThreadPoolExecutor(max_workers=2 * settings.web_connections, thread_name_prefix="inline")
     errors.init_app(app)
     cli.init_app(app)
     webservice.init_app(app, Dispatcher(registry, store, inline))

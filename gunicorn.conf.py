@@ -8,10 +8,12 @@ from flowhook.settings import Settings
 _settings = Settings.from_env()
 
 bind = f"0.0.0.0:{_settings.port}"
-# Every waiting call holds a thread for up to its budget: threads, not processes, carry the waits.
-worker_class = "gthread"
+# Every call waits on Redis or on a handler's I/O for up to its budget. gevent makes those waits
+# cheap (a greenlet each, not a thread) and lets plain synchronous handlers in "web" mode run
+# concurrently; CPU-bound work belongs in the workers.
+worker_class = "gevent"
 workers = _settings.web_processes
-threads = _settings.web_threads
+worker_connections = _settings.web_connections
 # A call never takes longer than the largest budget; past this the worker is surely stuck.
 timeout = int(defaults.MAX_BUDGET) + 15
 graceful_timeout = int(defaults.MAX_BUDGET) + 5

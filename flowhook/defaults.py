@@ -11,9 +11,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE_NAME = "flowhook"
 HANDLERS_PACKAGE = "handlers"
 PORT = 8000
-# gunicorn: processes, and threads in each; every call waiting on its budget holds one thread.
+# gunicorn: processes, and concurrent calls in each (gevent greenlets: a waiting call costs little).
 WEB_PROCESSES = 2
-WEB_THREADS = 32
+WEB_CONNECTIONS = 1000
 
 # Request bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 256 * 1024

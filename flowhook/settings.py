@@ -27,7 +27,7 @@ class Settings:
     result_ttl: int = defaults.RESULT_TTL
     log_level: str = "INFO"
     web_processes: int = defaults.WEB_PROCESSES
-    web_threads: int = defaults.WEB_THREADS
+    web_connections: int = defaults.WEB_CONNECTIONS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,7 +81,7 @@ class _SettingsSchema(Schema):
         data_key="FLOWHOOK_LOG_LEVEL", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
     web_processes = fields.Integer(data_key="WEB_CONCURRENCY", validate=validate.Range(min=1))
-    web_threads = fields.Integer(data_key="FLOWHOOK_THREADS", validate=validate.Range(min=1, max=1000))
+    web_connections = fields.Integer(data_key="FLOWHOOK_CONNECTIONS", validate=validate.Range(min=1, max=10000))
 
     @post_load
     def _make(self, data: dict[str, object], **_: object) -> Settings:
