@@ -18,6 +18,14 @@ WEB_CONNECTIONS = 1000
 # Request bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 256 * 1024
 
+# RQ worker class: "simple" runs jobs in the worker process, "fork" in a child per job.
+WORKER_CLASS = "fork"
+# How often (seconds) a worker cleans RQ's registries of expired entries (RQ's default is 10 min).
+MAINTENANCE_INTERVAL = 60
+# A worker's heartbeat: it checks in (and may run maintenance) every WORKER_TTL - 15 s even when
+# idle, and a dead worker's registration expires WORKER_TTL s after its last heartbeat.
+WORKER_TTL = 30
+
 # How long a job may run in a worker before it is stopped and answered `failed`.
 JOB_TIMEOUT = 180
 # How long a job may wait in the queue for a free worker before it expires.

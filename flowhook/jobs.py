@@ -47,6 +47,22 @@ def fingerprint_of(handler: Handler, process_instance_id: str, inputs: Mapping[s
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Delete the dedupe entry only if it still names this job: never another call's newer entry.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def release(job: Job) -> None:
+    """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew."""
+    dedupe_key = job.meta.get("dedupe")
+    if dedupe_key:
+        job.connection.eval(_RELEASE, 1, dedupe_key, job.id)
+
+
 class JobStore:
     """Starts, finds and waits for the RQ jobs that run handlers in workers."""
 
@@ -87,7 +103,7 @@ class JobStore:
                     if running is not None and self._unresolved(running.decode()):
                         pipe.unwatch()
                         return running.decode()
-                    job = self._create(handler, envelope, inputs, job_id or new_job_id())
+                    job = self._create(handler, envelope, inputs, job_id or new_job_id(), dedupe_key)
                     pipe.multi()
                     pipe.set(dedupe_key, job.id, ex=self._lifetime(handler))
                     self.queue.enqueue_job(job, pipeline=pipe)
@@ -96,7 +112,9 @@ class JobStore:
                 except WatchError:
                     continue  # an identical call got there first: attach to its job
 
-    def _create(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str) -> Job:
+    def _create(
+        self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str, dedupe_key: str
+    ) -> Job:
         payload = {
             "process_instance_id": envelope.process_instance_id,
             "process_definition_id": envelope.process_definition_id,
@@ -113,7 +131,7 @@ class JobStore:
             ttl=self.queue_ttl,
             result_ttl=handler.settings.result_ttl,
             failure_ttl=handler.settings.result_ttl,
-            meta={"owner": owner_of(handler, envelope.process_instance_id)},
+            meta={"owner": owner_of(handler, envelope.process_instance_id), "dedupe": dedupe_key},
             retry=Retry(handler.settings.retries, list(handler.settings.retry_intervals))
             if handler.settings.retries
             else None,

@@ -26,6 +26,7 @@ class Settings:
     queue_ttl: int = defaults.QUEUE_TTL
     result_ttl: int = defaults.RESULT_TTL
     log_level: str = "INFO"
+    worker_class: str = defaults.WORKER_CLASS
     web_processes: int = defaults.WEB_PROCESSES
     web_connections: int = defaults.WEB_CONNECTIONS
 
@@ -80,6 +81,7 @@ class _SettingsSchema(Schema):
     log_level = fields.String(
         data_key="FLOWHOOK_LOG_LEVEL", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
+    worker_class = fields.String(data_key="FLOWHOOK_WORKER_CLASS", validate=validate.OneOf(["simple", "fork"]))
     web_processes = fields.Integer(data_key="WEB_CONCURRENCY", validate=validate.Range(min=1))
     web_connections = fields.Integer(data_key="FLOWHOOK_CONNECTIONS", validate=validate.Range(min=1, max=10000))
 

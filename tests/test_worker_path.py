@@ -88,6 +88,15 @@ def test_after_done_the_same_call_starts_new_work(call: CallFunction, redis: Red
     assert runs(redis, "g4") == 2
 
 
+def test_nothing_of_a_done_call_outlives_its_result(call: CallFunction, redis: Redis) -> None:
+    open_gate(redis, "g11")
+    answer = call("gated", {"gate": "g11"})
+    assert answer["gated_status"] == "done"
+    assert answer["key"].encode() not in [redis.get(key) for key in redis.keys("flowhook:dedupe:*")]
+    for key in (f"rq:job:{answer['key']}", f"rq:results:{answer['key']}"):
+        assert 0 < redis.ttl(key) <= 3600
+
+
 def test_a_resent_call_attaches_to_the_running_job(call: CallFunction, redis: Redis) -> None:
     first = call("gated", {"gate": "g5"})
     # The resend differs only in variables that are not gated's input, including its own status.

@@ -6,13 +6,17 @@ import argparse
 import logging
 import sys
 
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
+from rq.worker.base import BaseWorker
 
+from flowhook import defaults
 from flowhook.connection import connect, job_queue
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
 from workers.jobs import registry
+
+WORKER_CLASSES: dict[str, type[BaseWorker]] = {"simple": SimpleWorker, "fork": Worker}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     connection = connect(settings)
     queue = job_queue(settings, connection)
-    worker = Worker([queue], connection=connection, serializer=JSONSerializer)
+    worker = WORKER_CLASSES[settings.worker_class](
+        [queue],
+        connection=connection,
+        serializer=JSONSerializer,
+        maintenance_interval=defaults.MAINTENANCE_INTERVAL,
+        worker_ttl=defaults.WORKER_TTL,
+    )
     logging.getLogger(__name__).info("worker %s serves handlers: %s", worker.name, ", ".join(handlers))
     worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level)
     return 0

@@ -14,6 +14,7 @@ from rq.timeouts import JobTimeoutException
 from flowhook import contract
 from flowhook.call import Call
 from flowhook.exceptions import HandlerError, RetryableError
+from flowhook.jobs import release
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 
@@ -52,13 +53,17 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
             deadline=time.monotonic() + (job.timeout or handler.settings.job_timeout),
             report_progress=functools.partial(_save_progress, job),
         )
-        return handler.run(call)
+        variables = handler.run(call)
     except Exception as error:
         if not isinstance(error, RetryableError):
             job.retries_left = 0  # only a RetryableError is worth another attempt
         job.meta["error"] = failure_reason(error, job)
         job.save_meta()
+        if not job.retries_left:
+            release(job)
         raise
+    release(job)
+    return variables
 
 
 def failure_reason(error: Exception, job: Job) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks: Flowhook measured against baselines in the same run (`make bench`)."""

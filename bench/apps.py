@@ -1,0 +1,54 @@
+"""The baselines, served by gunicorn with Flowhook's own gunicorn.conf.py.
+
+``gunicorn -c gunicorn.conf.py 'bench.apps:create_bare()'`` and ``'bench.apps:create_raw_rq()'``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, request
+
+from flowhook.connection import connect, job_queue
+from flowhook.settings import Settings
+
+
+def fixed_answer(namespace: str) -> dict[str, Any]:
+    """The answer a done call gets, without its variables: what a baseline returns."""
+    return {"data": {"variables": {f"{namespace}_status": "done", f"{namespace}_job": "", f"{namespace}_error": ""}}}
+
+
+def noop(value: str) -> str:
+    """The raw RQ baseline's job: as little work as a job can be."""
+    return value
+
+
+def create_bare() -> Flask:
+    """A minimal Flask view that parses the same body and returns a fixed answer: the ceiling."""
+    app = Flask(__name__)
+
+    @app.post("/webservice/<name>")
+    def call(name: str) -> dict[str, Any]:
+        """Parse the body, answer a constant."""
+        request.get_json()
+        return fixed_answer(name)
+
+    return app
+
+
+def create_raw_rq() -> Flask:
+    """A minimal Flask view that enqueues a trivial job and blocks on its result: RQ's own cost."""
+    app = Flask(__name__)
+    settings = Settings.from_env(os.environ)
+    queue = job_queue(settings, connect(settings))
+
+    @app.post("/webservice/<name>")
+    def call(name: str) -> dict[str, Any]:
+        """Enqueue, wait for the result, answer."""
+        body = request.get_json()
+        job = queue.enqueue(noop, str(body["process_instance_id"]))
+        job.latest_result(timeout=5)
+        return fixed_answer(name)
+
+    return app

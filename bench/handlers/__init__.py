@@ -1,0 +1,1 @@
+"""Handlers for the benchmarks (FLOWHOOK_HANDLERS=bench.handlers)."""
