@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask
@@ -12,6 +11,7 @@ from flask import Flask
 from flowhook import cli, errors, webservice
 from flowhook.connection import connect, job_queue
 from flowhook.dispatch import Dispatcher
+from flowhook.inline import runner_for_this_process
 from flowhook.jobs import JobStore
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
@@ -34,9 +34,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
 
     registry = registry if registry is not None else discover(settings)
     store = JobStore(job_queue(settings, connect(settings)), queue_ttl=settings.queue_ttl)
-    # One inline attempt per concurrent call, plus room for attempts that overran and go on until
-    # they return. Under gunicorn's gevent worker these threads are greenlets.
-    inline = ThreadPoolExecutor(max_workers=2 * settings.web_connections, thread_name_prefix="inline")
+    # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
+    inline = runner_for_this_process(size=2 * settings.web_connections)
     errors.init_app(app)
     cli.init_app(app)
     webservice.init_app(app, Dispatcher(registry, store, inline))

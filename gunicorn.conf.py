@@ -18,6 +18,12 @@ worker_connections = _settings.web_connections
 timeout = int(defaults.MAX_BUDGET) + 15
 graceful_timeout = int(defaults.MAX_BUDGET) + 5
 accesslog = "-"
+# One line per call: what it asked, its outcome (Flowhook's response headers), LoyJoy's trace id and
+# the time taken. No query string, no body, so no personal data.
+access_log_format = (
+    '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms status=%({x-flowhook-status}o)s '
+    "job=%({x-flowhook-job}o)s trace=%({x-b3-traceid}i)s"
+)
 # gunicorn's control socket sits at one path per user: several instances on a host (or a read-only
 # home in a container) would trip over it, and Flowhook does not use it.
 control_socket_disable = True

@@ -5,18 +5,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from flask import Flask, request
 
+from bench.load import loyjoy_body
 from flowhook.connection import connect, job_queue
 from flowhook.settings import Settings
 
 
 def fixed_answer(namespace: str) -> dict[str, Any]:
-    """The answer a done call gets, without its variables: what a baseline returns."""
-    return {"data": {"variables": {f"{namespace}_status": "done", f"{namespace}_job": "", f"{namespace}_error": ""}}}
+    """What echo answers to the benchmark's body, built once: the baselines return it as a constant."""
+    variables = json.loads(loyjoy_body({}))["variables"]
+    status = {f"{namespace}_status": "done", f"{namespace}_job": "", f"{namespace}_error": ""}
+    return {"data": {"variables": {**variables, **status}}}
 
 
 def noop(value: str) -> str:
@@ -28,11 +32,13 @@ def create_bare() -> Flask:
     """A minimal Flask view that parses the same body and returns a fixed answer: the ceiling."""
     app = Flask(__name__)
 
+    answers = {name: fixed_answer(name) for name in ("echo_web", "echo_worker")}
+
     @app.post("/webservice/<name>")
     def call(name: str) -> dict[str, Any]:
         """Parse the body, answer a constant."""
         request.get_json()
-        return fixed_answer(name)
+        return answers[name]
 
     return app
 
@@ -42,6 +48,7 @@ def create_raw_rq() -> Flask:
     app = Flask(__name__)
     settings = Settings.from_env(os.environ)
     queue = job_queue(settings, connect(settings))
+    answers = {name: fixed_answer(name) for name in ("echo_web", "echo_worker")}
 
     @app.post("/webservice/<name>")
     def call(name: str) -> dict[str, Any]:
@@ -49,6 +56,6 @@ def create_raw_rq() -> Flask:
         body = request.get_json()
         job = queue.enqueue(noop, str(body["process_instance_id"]))
         job.latest_result(timeout=5)
-        return fixed_answer(name)
+        return answers[name]
 
     return app

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from concurrent.futures import Executor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from marshmallow import ValidationError
@@ -25,6 +23,7 @@ from flowhook.contract import (
     flow_value,
 )
 from flowhook.exceptions import RetryableError
+from flowhook.inline import InlineRunner, OverrunError
 from flowhook.jobs import UNKNOWN_JOB, JobStore, new_job_id
 from flowhook.registry import WEB, Handler, Registry
 
@@ -39,11 +38,10 @@ class Dispatcher:
     Args:
         registry: The handlers served.
         store: Where worker jobs are started and found.
-        inline: Runs ``web`` handlers' inline attempts, so that a call can stop waiting at its
-            budget while the attempt goes on.
+        inline: Runs ``web`` handlers' inline attempts with a deadline.
     """
 
-    def __init__(self, registry: Registry, store: JobStore, inline: Executor) -> None:
+    def __init__(self, registry: Registry, store: JobStore, inline: InlineRunner) -> None:
         self.registry = registry
         self.store = store
         self.inline = inline
@@ -85,10 +83,11 @@ class Dispatcher:
         variables: Mapping[str, Any],
         deadline: float,
     ) -> Outcome:
-        """Run a ``web`` handler here; past the budget, hand the work to a worker and answer pending."""
-        running = self.store.running(handler, envelope, inputs)
-        if running is not None:  # an identical call's work was handed to a worker: attach to it
-            return self.store.wait(running, deadline)
+        """Run a ``web`` handler here; past the budget, hand the work to a worker and answer pending.
+
+        No Redis on the way: a resent call runs inline again (a ``web`` handler may run twice), and
+        only a hand-off checks, in the same transaction that enqueues, for an identical call's job.
+        """
         progress: list[str] = []
         call = Call(
             handler=handler.name,
@@ -101,10 +100,9 @@ class Dispatcher:
             deadline=deadline,
             report_progress=progress.append,
         )
-        attempt = self.inline.submit(handler.run, call)
         try:
-            return Outcome(DONE, variables=attempt.result(timeout=max(0.0, deadline - time.monotonic())))
-        except FutureTimeout:
+            return Outcome(DONE, variables=self.inline.run(handler.run, call, max(0.0, deadline - time.monotonic())))
+        except OverrunError:
             call.stop()  # its late result is discarded; the worker runs the work again
             job_id = self.store.start(handler, envelope, inputs, job_id=call.idempotency_key)
             log.info("handler=%s overran its budget inline; handed to a worker as job %s", handler.name, job_id)

@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -32,8 +32,8 @@ UNKNOWN_JOB = "unknown or expired job; start again"
 
 
 def new_job_id() -> str:
-    """A fresh job id; it doubles as the work's idempotency key."""
-    return uuid.uuid4().hex
+    """A fresh, unguessable job id (32 hex digits); it doubles as the work's idempotency key."""
+    return secrets.token_hex(16)
 
 
 def owner_of(handler: Handler, process_instance_id: str) -> str:
@@ -73,14 +73,6 @@ class JobStore:
     @property
     def connection(self) -> Redis:
         return self.queue.connection
-
-    def running(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any]) -> str | None:
-        """The job of an identical call that is still unresolved, if any (one GET when none is)."""
-        dedupe_key = keys.dedupe(fingerprint_of(handler, envelope.process_instance_id, inputs))
-        running = cast(bytes | None, self.connection.get(dedupe_key))
-        if running is not None and self._unresolved(running.decode()):
-            return running.decode()
-        return None
 
     def start(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str | None = None) -> str:
         """Enqueue the call's job, or return the job of an identical call still unresolved.

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, request
 
-from flowhook.contract import MalformedCallError, answer, parse_envelope
+from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, parse_envelope
 from flowhook.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def current_dispatcher() -> Dispatcher:
 
 
 @bp.post("/webservice/<name>")
-def call(name: str) -> dict[str, Any]:
+def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Answer one WebService call with the handler's status variables."""
     started = time.monotonic()
     dispatcher = current_dispatcher()
@@ -37,16 +37,11 @@ def call(name: str) -> dict[str, Any]:
     except MalformedCallError as error:
         abort(400, description=str(error))
     outcome = dispatcher.dispatch(handler, envelope, started)
-    log.info(
-        "call handler=%s status=%s job=%s error=%r trace=%s ms=%.1f",
-        handler.name,
-        outcome.status,
-        outcome.job_id or "-",
-        outcome.error,
-        request.headers.get("X-B3-TraceId", "-")[:64],
-        (time.monotonic() - started) * 1000,
-    )
-    return answer(handler.namespace, outcome)
+    if outcome.status in (FAILED, INVALID):
+        log.info("handler=%s %s: %s", handler.name, outcome.status, outcome.error)
+    # Read by the access log line (gunicorn.conf.py): one line per call with its outcome.
+    headers = {"X-Flowhook-Status": outcome.status, "X-Flowhook-Job": outcome.job_id or "-"}
+    return answer(handler.namespace, outcome), 200, headers
 
 
 def init_app(app: Flask, dispatcher: Dispatcher) -> None:

@@ -26,7 +26,7 @@ def test_a_fast_web_handler_answers_inline_without_the_queue(
     monkeypatch.setattr(connection, "execute_command", recording)
     answer = call("quick")
     assert answer == {"ran_in": "web", "key": answer["key"], "quick_status": "done", "quick_job": "", "quick_error": ""}
-    assert commands == ["GET"]  # the dedupe check, and nothing else
+    assert commands == []  # no Redis at all on the inline path
     assert not redis.exists(f"rq:job:{answer['key']}")
 
 
@@ -57,11 +57,10 @@ def test_an_overrunning_web_handler_is_pending_and_the_worker_finishes(call: Cal
     assert done["key"] == pending["inline_overrun_job"]  # one idempotency key across the hand-off
 
 
-def test_a_resend_attaches_to_the_handed_off_job(call: CallFunction, redis: Redis) -> None:
+def test_a_resend_that_overruns_too_attaches_to_the_handed_off_job(call: CallFunction, redis: Redis) -> None:
     pending = call("inline_overrun", {"case": "o2", "gate": "true"})
-    resent = call("inline_overrun", {"case": "o2", "gate": "true"})
-    assert resent["inline_overrun_job"] == pending["inline_overrun_job"]
-    assert [a for a in inline_overrun.INLINE_ATTEMPTS if a["case"] == "o2"] == [inline_attempt("o2")]
+    resent = call("inline_overrun", {"case": "o2", "gate": "true"})  # runs inline again: web may run twice
+    assert resent["inline_overrun_job"] == pending["inline_overrun_job"]  # but the worker's work runs once
     redis.rpush("test:gate:o2", "open")
     assert call("inline_overrun", {"case": "o2", "gate": "true", **resent})["ran_in"] == "worker"
 

@@ -1,0 +1,222 @@
+"""Turn the figures into tables, judge them against the targets, write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench.load import driver
+from bench.scenarios import CurvePoint, Plan, RedisCost, Retention, Target, WakeUp
+from flowhook.settings import Settings
+
+START = "<!-- bench:results:start -->"
+END = "<!-- bench:results:end -->"
+
+
+@dataclass
+class Results:
+    """Everything one benchmark run measured."""
+
+    plan: Plan
+    settings: Settings
+    workers: int
+    smoke: bool
+    web: list[Target] = field(default_factory=list)
+    worker: dict[str, list[Target]] = field(default_factory=dict)
+    wake_up: WakeUp | None = None
+    curve: list[CurvePoint] = field(default_factory=list)
+    costs: list[RedisCost] = field(default_factory=list)
+    retention: Retention | None = None
+    redis_version: str = "?"
+
+
+def throughput_table(targets: list[Target]) -> str:
+    """Medians of each target, and each one's ratio to the first (its baseline)."""
+    baseline = targets[0]
+    rows = [
+        "| target | calls/s | ratio | p50 ms | p99 ms | runs (tries, noisy) |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for target in targets:
+        rows.append(
+            f"| {target.name} | {target.rate:,.0f} | {target.rate / baseline.rate:.2f} x | {target.p50:.2f} | "
+            f"{target.p99:.2f} | {len(target.samples)} ({target.tries}, {target.noisy_runs}) |"
+        )
+    return "\n".join(rows)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def capacity(points: list[CurvePoint], mode: str) -> int:
+    """The most concurrent conversations answered all done inline, without errors, p99 <= 1.1 s."""
+    fine = [
+        point.conversations
+        for point in points
+        if point.mode == mode
+        and point.result.pending == 0
+        and point.result.other == 0
+        and point.result.errors == 0
+        and point.result.p99_ms <= 1100
+    ]
+    return max(fine, default=0)
+
+
+def targets_table(results: Results) -> str:
+    """Each target of the issue, the figure measured, and whether it is met."""
+    rows = ["| target | measured | verdict |", "| --- | --- | --- |"]
+    bare, web = results.web
+    ratio = web.rate / bare.rate
+    rows.append(f"| echo, web: throughput >= 0.85 x bare Flask | {ratio:.2f} x | {_verdict(ratio >= 0.85)} |")
+    extra = web.p50 - bare.p50
+    rows.append(f"| echo, web: p50 <= bare + 0.5 ms | bare + {extra:.2f} ms | {_verdict(extra <= 0.5)} |")
+    raw, flowhook = results.worker[results.settings.worker_class]
+    ratio = flowhook.rate / raw.rate
+    rows.append(f"| echo, worker: throughput >= 0.9 x raw RQ | {ratio:.2f} x | {_verdict(ratio >= 0.9)} |")
+    extra = flowhook.p50 - bare.p50
+    rows.append(f"| echo, worker: p50 <= bare + 3 ms | bare + {extra:.2f} ms | {_verdict(extra <= 3)} |")
+    if results.wake_up is not None:
+        p50 = results.wake_up.p50
+        rows.append(f"| poll wake-up p50 <= 5 ms | {p50:.2f} ms | {_verdict(p50 <= 5)} |")
+    most = capacity(results.curve, "web")
+    at_most = [p for p in results.curve if p.mode == "web" and p.conversations == most]
+    rate = at_most[0].result.rate if at_most else 0.0
+    rows.append(
+        f"| 200 conversations done inline (web), >= 180 calls/s, p99 <= 1.1 s | {most} conversations, "
+        f"{rate:.0f} calls/s | {_verdict(most >= 200 and rate >= 180)} |"
+    )
+    if results.retention is not None:
+        kept = results.retention
+        back = kept.keys_after <= kept.keys_before
+        rows.append(
+            f"| Redis back to its starting level after {kept.calls:,} calls | keys {kept.keys_before} -> "
+            f"{kept.keys_peak:,} -> {kept.keys_after} | {_verdict(back)} |"
+        )
+    return "\n".join(rows)
+
+
+def curve_table(points: list[CurvePoint]) -> str:
+    rows = [
+        "| mode | conversations | calls/s | done | pending | errors | p50 ms | p99 ms | max ms | web RSS MiB | "
+        "workers RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for point in points:
+        result = point.result
+        rows.append(
+            f"| {point.mode} | {point.conversations} | {result.rate:.0f} | {result.done} | {result.pending} | "
+            f"{result.errors + result.other} | {result.p50_ms:.0f} | {result.p99_ms:.0f} | {result.max_ms:.0f} | "
+            f"{point.web_rss_mib:.0f} | {point.worker_rss_mib:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def costs_table(costs: list[RedisCost]) -> str:
+    rows = ["| mode | calls | commands per call | bytes per call | commands |", "| --- | ---: | ---: | ---: | --- |"]
+    for cost in costs:
+        top = ", ".join(f"{name} {count:.2f}" for name, count in sorted(cost.commands.items(), key=lambda i: -i[1]))
+        rows.append(
+            f"| {cost.mode} | {cost.calls} | {cost.commands_per_call:.1f} | {cost.bytes_per_call:,.0f} | {top} |"
+        )
+    return "\n".join(rows)
+
+
+def machine() -> str:
+    """What the figures were measured on."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor()
+    wrk = "not installed (Python driver)"
+    if found := shutil.which("wrk"):
+        wrk = subprocess.run([found, "--version"], capture_output=True, text=True, check=False).stdout.split("[")[0]
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; load generator {wrk.strip()}"
+    )
+
+
+def render(results: Results) -> str:
+    """The whole results section."""
+    settings, plan = results.settings, results.plan
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = "make bench-smoke" if results.smoke else "make bench"
+    parts = [
+        START,
+        f"Measured {when} by `{command}` on {machine()}; Redis {results.redis_version} (private, no persistence).",
+        f"Settings as shipped: gunicorn `gevent`, {settings.web_processes} processes x {settings.web_connections} "
+        f"connections; {results.workers} RQ workers, class `{settings.worker_class}`; budget {settings.budget:g} s. "
+        f"Each figure is the median of {plan.runs} runs of {plan.seconds:g} s (after {plan.warmup:g} s of warm-up) "
+        f"at {plan.connections} connections, baseline and Flowhook taking turns; every call is a new conversation "
+        f"with a 1 KB LoyJoy body. Load generator: `{driver()}`, one thread.",
+        "",
+        "### Targets",
+        "",
+        targets_table(results),
+        "",
+        "### 1. echo inline (web mode) against bare Flask",
+        "",
+        throughput_table(results.web),
+        "",
+        "### 2. echo through RQ workers against a raw RQ round trip (same workers)",
+        "",
+        *(throughput_table(targets) + "\n" for targets in results.worker.values()),
+    ]
+    if results.wake_up is not None:
+        samples = results.wake_up.samples_ms
+        parts += [
+            "### 3. Poll wake-up",
+            "",
+            f"From the handler returning in the worker to the waiting poll's answer at the client, "
+            f"{len(samples)} samples: p50 {results.wake_up.p50:.2f} ms, p90 {results.wake_up.p90:.2f} ms, "
+            f"max {max(samples):.2f} ms.",
+            "",
+        ]
+    parts += [
+        "### 4. Concurrent conversations whose handler waits 1 s on I/O",
+        "",
+        f"Each conversation calls again as soon as it is answered, for {plan.curve_seconds:g} s; a loopback "
+        "server answers the handler's request after 1 s. Peak RSS of all web processes and all workers.",
+        "",
+        curve_table(results.curve),
+        "",
+        f"Capacity, all calls `done` inline with p99 <= 1.1 s: web {capacity(results.curve, 'web')}, "
+        f"worker {capacity(results.curve, 'worker')} conversations.",
+        "",
+        "### 5. Redis cost",
+        "",
+        "Per `done` call, with the idle traffic of the workers (heartbeats, scheduler) subtracted:",
+        "",
+        costs_table(results.costs),
+        "",
+    ]
+    if results.retention is not None:
+        kept = results.retention
+        back = f"{kept.seconds_to_baseline:.0f} s after the load" if kept.seconds_to_baseline is not None else "not"
+        parts += [
+            f"{kept.calls:,} worker calls with `FLOWHOOK_RESULT_TTL={kept.result_ttl}`: keys {kept.keys_before} "
+            f"before, {kept.keys_peak:,} at the end of the load, {kept.keys_after} after; used memory "
+            f"{kept.memory_before / 2**20:.2f} MiB before, {kept.memory_peak / 2**20:.2f} MiB at the end, "
+            f"{kept.memory_after / 2**20:.2f} MiB after. Back to the starting key count: {back}.",
+            "",
+        ]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def write(path: Path, section: str) -> None:
+    """Replace the results section of ``path`` (between its markers), keeping the prose around it."""
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text += f"\n{START}\n{END}\n"
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(before + section + after)

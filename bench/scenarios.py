@@ -1,0 +1,336 @@
+"""The measurements, each against its baseline in the same run. Figures only: the report judges them."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import requests
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from bench.guard import Guarded, guarded
+from bench.load import LoadResult, loyjoy_body, run_load
+from bench.stack import Stack
+from flowhook import defaults
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how often to measure: the full benchmark, or the seconds-long smoke run."""
+
+    runs: int
+    seconds: float
+    warmup: float
+    connections: int
+    curve: tuple[int, ...]
+    curve_seconds: float
+    wakeup_samples: int
+    cost_seconds: float
+    memory_calls: int
+    retention_wait: float
+
+
+FULL = Plan(5, 6.0, 2.0, 16, (16, 64, 200, 500), 15.0, 50, 5.0, 100_000, 240.0)
+SMOKE = Plan(1, 1.0, 0.5, 4, (4,), 2.0, 2, 1.0, 200, 3.0)
+
+
+@dataclass
+class Target:
+    """One thing measured several times; its figures are the medians."""
+
+    name: str
+    samples: list[Guarded[LoadResult]] = field(default_factory=list)
+
+    def median(self, figure: Callable[[LoadResult], float]) -> float:
+        return statistics.median(figure(sample.value) for sample in self.samples)
+
+    @property
+    def rate(self) -> float:
+        return self.median(lambda result: result.rate)
+
+    @property
+    def p50(self) -> float:
+        return self.median(lambda result: result.p50_ms)
+
+    @property
+    def p99(self) -> float:
+        return self.median(lambda result: result.p99_ms)
+
+    @property
+    def noisy_runs(self) -> int:
+        return sum(sample.noisy for sample in self.samples)
+
+    @property
+    def tries(self) -> int:
+        return sum(sample.tries for sample in self.samples)
+
+
+def alternate(stack: Stack, plan: Plan, urls: dict[str, str], body: str) -> list[Target]:
+    """Measure each URL ``plan.runs`` times, taking turns so that drift hits all alike."""
+    targets = [Target(name) for name in urls]
+    for _ in range(plan.runs):
+        for target in targets:
+            url = urls[target.name]
+            run_load(url, body, plan.connections, plan.warmup)
+            target.samples.append(guarded(partial(run_load, url, body, plan.connections, plan.seconds), stack.pids))
+    return targets
+
+
+def web_path(stack: Stack, plan: Plan) -> list[Target]:
+    """Scenario 1: echo inline (web mode) against a bare Flask view."""
+    bare = stack.start_web("bare", "bench.apps:create_bare()")
+    flowhook = stack.start_web("web", "wsgi:app")
+    urls = {"bare Flask": f"{bare}/webservice/echo_web", "Flowhook echo, web": f"{flowhook}/webservice/echo_web"}
+    try:
+        return alternate(stack, plan, urls, loyjoy_body({}))
+    finally:
+        stack.stop("bare")
+
+
+def worker_path(stack: Stack, plan: Plan, worker_class: str, workers: int) -> list[Target]:
+    """Scenario 2: echo through RQ workers against a raw RQ round trip, same workers."""
+    stack.start_workers(workers, FLOWHOOK_WORKER_CLASS=worker_class)
+    raw = stack.start_web("raw_rq", "bench.apps:create_raw_rq()")
+    flowhook = stack.start_web("web_worker", "wsgi:app")
+    urls = {
+        f"raw RQ round trip ({worker_class})": f"{raw}/webservice/echo_worker",
+        f"Flowhook echo, worker ({worker_class})": f"{flowhook}/webservice/echo_worker",
+    }
+    try:
+        return alternate(stack, plan, urls, loyjoy_body({}))
+    finally:
+        for group in ("raw_rq", "web_worker", "workers"):
+            stack.stop(group)
+
+
+@dataclass(frozen=True)
+class WakeUp:
+    """Scenario 3: from a job's end to the answer of the poll waiting for it, in milliseconds."""
+
+    samples_ms: list[float]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def p90(self) -> float:
+        return statistics.quantiles(self.samples_ms, n=10)[8] if len(self.samples_ms) > 1 else self.samples_ms[0]
+
+
+def _poll_timed(url: str, body: dict[str, Any]) -> tuple[float, float]:
+    """Poll once; returns when the answer arrived and when the job finished (wall-clock seconds)."""
+    response = requests.post(url, json=body, timeout=10)
+    return time.time(), float(response.json()["data"]["variables"]["finished_at"])
+
+
+def poll_wake_up(stack: Stack, plan: Plan) -> WakeUp:
+    """Start a job that waits for a gate, poll it, open the gate; time the job's end to the answer."""
+    stack.start_workers(1)
+    url = stack.start_web("web_wakeup", "wsgi:app") + "/webservice/stamp"
+    samples = []
+    try:
+        with ThreadPoolExecutor(max_workers=1) as poller:
+            for _ in range(plan.wakeup_samples):
+                gate = uuid.uuid4().hex
+                body = {"process_instance_id": f"wake-{gate}", "variables": {"gate": gate}}
+                first = requests.post(url, json=body, timeout=10).json()["data"]["variables"]
+                assert first["stamp_status"] == "pending", first
+                poll = poller.submit(_poll_timed, url, {**body, "variables": {"gate": gate, **first}})
+                time.sleep(0.1)  # the poll is waiting on the job's result by now
+                stack.redis.rpush(f"bench:gate:{gate}", "open")
+                answered_at, finished_at = poll.result()
+                samples.append((answered_at - finished_at) * 1000)
+    finally:
+        stack.stop("web_wakeup")
+        stack.stop("workers")
+    return WakeUp(samples)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Scenario 4: one concurrency level of conversations whose handler waits 1 s on I/O."""
+
+    mode: str
+    conversations: int
+    result: LoadResult
+    web_rss_mib: float
+    worker_rss_mib: float
+    other_cores: float
+
+
+@contextmanager
+def peak_rss(stack: Stack, groups: tuple[str, ...]) -> Iterator[dict[str, float]]:
+    """Sample the groups' resident memory every 0.5 s while the block runs; yields the peaks."""
+    peaks = dict.fromkeys(groups, 0.0)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            for group in groups:
+                peaks[group] = max(peaks[group], stack.rss_mib(group))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def concurrency_curve(stack: Stack, plan: Plan, workers: int) -> list[CurvePoint]:
+    """Both modes at each concurrency level, with the default web and worker settings."""
+    io_url = stack.start_slow_api(delay=1.0)
+    base = stack.start_web("web_io", "wsgi:app", BENCH_IO_URL=io_url)
+    stack.start_workers(workers, BENCH_IO_URL=io_url)
+    queue = Queue(stack.environment.get("FLOWHOOK_QUEUE", "flowhook"), connection=stack.redis)
+    points = []
+    try:
+        for mode in ("web", "worker"):
+            for conversations in plan.curve:
+                with peak_rss(stack, ("web_io", "workers")) as peaks:
+                    load = partial(
+                        run_load,
+                        f"{base}/webservice/io_{mode}",
+                        loyjoy_body({}),
+                        conversations,
+                        plan.curve_seconds,
+                        timeout=defaults.MAX_BUDGET + 10,
+                    )
+                    measured = guarded(load, stack.pids, tries=1)
+                points.append(
+                    CurvePoint(
+                        mode, conversations, measured.value, peaks["web_io"], peaks["workers"], measured.other_cores
+                    )
+                )
+                drain(queue)
+    finally:
+        for group in ("web_io", "workers", "slow_api"):
+            stack.stop(group)
+    return points
+
+
+def drain(queue: Queue, timeout: float = 30.0) -> None:
+    """Drop the jobs still queued by a run and wait for the running ones, before the next run."""
+    queue.empty()
+    started = StartedJobRegistry(queue=queue)
+    deadline = time.monotonic() + timeout
+    while started.get_job_count() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class RedisCost:
+    """Scenario 5a: Redis commands and bytes per done call, idle traffic subtracted."""
+
+    mode: str
+    calls: int
+    commands_per_call: float
+    bytes_per_call: float
+    commands: dict[str, float]
+
+
+def _redis_counters(stack: Stack) -> tuple[dict[str, int], int]:
+    commands = {
+        name.removeprefix("cmdstat_"): int(stats["calls"])
+        for name, stats in stack.redis.info("commandstats").items()
+        if name != "cmdstat_info"
+    }
+    stats = stack.redis.info("stats")
+    return commands, int(stats["total_net_input_bytes"]) + int(stats["total_net_output_bytes"])
+
+
+def _traffic(stack: Stack, during: Callable[[], Any]) -> tuple[dict[str, int], int, Any]:
+    commands_before, bytes_before = _redis_counters(stack)
+    value = during()
+    commands_after, bytes_after = _redis_counters(stack)
+    delta = {name: calls - commands_before.get(name, 0) for name, calls in commands_after.items()}
+    return {name: calls for name, calls in delta.items() if calls}, bytes_after - bytes_before, value
+
+
+def redis_cost(stack: Stack, plan: Plan, workers: int) -> list[RedisCost]:
+    """Count what each done call costs Redis, in each mode."""
+    stack.start_workers(workers)
+    base = stack.start_web("web_cost", "wsgi:app")
+    costs = []
+    try:
+        idle_commands, idle_bytes, _ = _traffic(stack, lambda: time.sleep(plan.cost_seconds))
+        for mode in ("web", "worker"):
+            url = f"{base}/webservice/echo_{mode}"
+            load: Callable[[], LoadResult] = partial(
+                run_load, url, loyjoy_body({}), plan.connections, plan.cost_seconds
+            )
+            commands, traffic, result = _traffic(stack, load)
+            calls = max(1, result.done)
+            per_call = {
+                name: (calls_made - idle_commands.get(name, 0)) / calls
+                for name, calls_made in commands.items()
+                if calls_made - idle_commands.get(name, 0) > 0
+            }
+            costs.append(RedisCost(mode, result.done, sum(per_call.values()), (traffic - idle_bytes) / calls, per_call))
+    finally:
+        stack.stop("web_cost")
+        stack.stop("workers")
+    return costs
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Scenario 5b: Redis memory and keys before many worker calls, at their end, after retention."""
+
+    calls: int
+    result_ttl: int
+    keys_before: int
+    keys_peak: int
+    keys_after: int
+    memory_before: int
+    memory_peak: int
+    memory_after: int
+    seconds_to_baseline: float | None
+
+
+def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> Retention:
+    """Drive ``plan.memory_calls`` worker calls with a short retention, then watch Redis shrink back."""
+    stack.start_workers(workers)
+    base = stack.start_web("web_retention", "wsgi:app", FLOWHOOK_RESULT_TTL=str(result_ttl))
+    url = f"{base}/webservice/echo_worker"
+    try:
+        time.sleep(1)  # let the workers' start-up writes settle
+        keys_before, memory_before = stack.redis.dbsize(), int(stack.redis.info("memory")["used_memory"])
+        probe = run_load(url, loyjoy_body({}), plan.connections, 1.0)
+        calls = probe.done
+        while calls < plan.memory_calls:
+            seconds = min(60.0, max(1.0, (plan.memory_calls - calls) / max(probe.rate, 1.0)))
+            calls += run_load(url, loyjoy_body({}), plan.connections, seconds).done
+        keys_peak, memory_peak = stack.redis.dbsize(), int(stack.redis.info("memory")["used_memory"])
+        ended = time.monotonic()
+        back: float | None = None
+        while time.monotonic() - ended < plan.retention_wait:
+            if stack.redis.dbsize() <= keys_before:
+                back = time.monotonic() - ended
+                break
+            time.sleep(2)
+        return Retention(
+            calls,
+            result_ttl,
+            keys_before,
+            keys_peak,
+            stack.redis.dbsize(),
+            memory_before,
+            memory_peak,
+            int(stack.redis.info("memory")["used_memory"]),
+            back,
+        )
+    finally:
+        stack.stop("web_retention")
+        stack.stop("workers")
