@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench bench-smoke wrk clean
 
 run: $(VENV)/.installed  ## Redis (private unless REDIS_URL is set), web and workers, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
@@ -15,6 +15,20 @@ test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite (private Redi
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+bench: $(VENV)/.installed  ## the benchmarks (minutes); results in docs/benchmarks.md
+	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
+	$(BIN)/python -m bench
+
+bench-smoke: $(VENV)/.installed  ## seconds-long run of the benchmark harness (also run by the tests)
+	$(BIN)/python -m bench --smoke
+
+wrk:  ## install the load generator (Debian's package) when running as root
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq wrk; \
+	else \
+		echo "make bench needs wrk: sudo apt-get install wrk (or your system's package)"; exit 1; \
+	fi
 
 lint: $(VENV)/.installed  ## fix what ruff can fix
 	$(BIN)/ruff check --fix .

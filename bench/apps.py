@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, request
 
+from bench.jobs import noop
 from bench.load import loyjoy_body
 from flowhook.connection import connect, job_queue
 from flowhook.settings import Settings
@@ -21,11 +22,6 @@ def fixed_answer(namespace: str) -> dict[str, Any]:
     variables = json.loads(loyjoy_body({}))["variables"]
     status = {f"{namespace}_status": "done", f"{namespace}_job": "", f"{namespace}_error": ""}
     return {"data": {"variables": {**variables, **status}}}
-
-
-def noop(value: str) -> str:
-    """The raw RQ baseline's job: as little work as a job can be."""
-    return value
 
 
 def create_bare() -> Flask:

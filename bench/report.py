@@ -41,13 +41,13 @@ def throughput_table(targets: list[Target]) -> str:
     """Medians of each target, and each one's ratio to the first (its baseline)."""
     baseline = targets[0]
     rows = [
-        "| target | calls/s | ratio | p50 ms | p99 ms | runs (tries, noisy) |",
+        "| target | calls/s (loaded) | ratio | p50 ms (unloaded) | p99 ms (unloaded) | runs (tries, noisy) |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for target in targets:
         rows.append(
             f"| {target.name} | {target.rate:,.0f} | {target.rate / baseline.rate:.2f} x | {target.p50:.2f} | "
-            f"{target.p99:.2f} | {len(target.samples)} ({target.tries}, {target.noisy_runs}) |"
+            f"{target.p99:.2f} | {len(target.loaded)} ({target.tries}, {target.noisy_runs}) |"
         )
     return "\n".join(rows)
 
@@ -153,9 +153,11 @@ def render(results: Results) -> str:
         f"Measured {when} by `{command}` on {machine()}; Redis {results.redis_version} (private, no persistence).",
         f"Settings as shipped: gunicorn `gevent`, {settings.web_processes} processes x {settings.web_connections} "
         f"connections; {results.workers} RQ workers, class `{settings.worker_class}`; budget {settings.budget:g} s. "
-        f"Each figure is the median of {plan.runs} runs of {plan.seconds:g} s (after {plan.warmup:g} s of warm-up) "
-        f"at {plan.connections} connections, baseline and Flowhook taking turns; every call is a new conversation "
-        f"with a 1 KB LoyJoy body. Load generator: `{driver()}`, one thread.",
+        f"Each figure is the median of {plan.runs} runs, baseline and Flowhook taking turns: throughput with "
+        f"{plan.connections} conversations at once for {plan.seconds:g} s (after {plan.warmup:g} s of warm-up), "
+        f"latency with one call at a time for {plan.seconds / 2:g} s, so that it shows the path's own cost, not "
+        f"queueing. Every call is a new conversation with a 1 KB LoyJoy body. Load generator: `{driver()}`, one "
+        "thread. A run during which other processes used more than 0.15 of a core is repeated (up to 3 tries).",
         "",
         "### Targets",
         "",

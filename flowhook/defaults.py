@@ -18,8 +18,9 @@ WEB_CONNECTIONS = 1000
 # Request bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 256 * 1024
 
-# RQ worker class: "simple" runs jobs in the worker process, "fork" in a child per job.
-WORKER_CLASS = "fork"
+# RQ worker class: "simple" runs jobs in the worker process (about 3x the jobs per second of
+# "fork", which runs each job in a child process of its own; docs/benchmarks.md has the figures).
+WORKER_CLASS = "simple"
 # How often (seconds) a worker cleans RQ's registries of expired entries (RQ's default is 10 min).
 MAINTENANCE_INTERVAL = 60
 # A worker's heartbeat: it checks in (and may run maintenance) every WORKER_TTL - 15 s even when

@@ -1,0 +1,28 @@
+"""The benchmark harness keeps working: its smoke mode runs every scenario for a second or so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_smoke_runs_every_scenario_and_writes_its_report(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nprose kept\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n")
+    command = [sys.executable, "-m", "bench", "--smoke", "--output", str(report)]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nprose kept\n")
+    assert "old" not in text
+    for section in ("### Targets", "### 1.", "### 2.", "### 3. Poll wake-up", "### 4.", "### 5. Redis cost"):
+        assert section in text
+    assert "| Flowhook echo, web |" in text
+    assert "| web | 4 |" in text  # a point of the concurrency curve
