@@ -206,7 +206,8 @@ def render(results: Results) -> str:
             f"{kept.calls:,} worker calls with `FLOWHOOK_RESULT_TTL={kept.result_ttl}`: keys {kept.keys_before} "
             f"before, {kept.keys_peak:,} at the end of the load, {kept.keys_after} after; used memory "
             f"{kept.memory_before / 2**20:.2f} MiB before, {kept.memory_peak / 2**20:.2f} MiB at the end, "
-            f"{kept.memory_after / 2**20:.2f} MiB after. Back to the starting key count: {back}.",
+            f"{kept.memory_after / 2**20:.2f} MiB after. Back to the starting key count: {back}. Keys that "
+            f"were not there before: {', '.join(f'`{key}`' for key in kept.keys_left) or 'none'}.",
             "",
         ]
     parts.append(END)

@@ -265,14 +265,16 @@ def _traffic(stack: Stack, during: Callable[[], Any]) -> tuple[dict[str, int], i
 
 
 def redis_cost(stack: Stack, plan: Plan, workers: int) -> list[RedisCost]:
-    """Count what each done call costs Redis, in each mode."""
+    """Count what each done call costs Redis, in each mode and for the raw RQ round trip."""
     stack.start_workers(workers)
     base = stack.start_web("web_cost", "wsgi:app")
+    raw = stack.start_web("raw_cost", "bench.apps:create_raw_rq()")
+    urls = {"web": f"{base}/webservice/echo_web", "worker": f"{base}/webservice/echo_worker"}
+    urls["raw RQ round trip"] = f"{raw}/webservice/echo_worker"
     costs = []
     try:
         idle_commands, idle_bytes, _ = _traffic(stack, lambda: time.sleep(plan.cost_seconds))
-        for mode in ("web", "worker"):
-            url = f"{base}/webservice/echo_{mode}"
+        for mode, url in urls.items():
             load: Callable[[], LoadResult] = partial(
                 run_load, url, loyjoy_body({}), plan.connections, plan.cost_seconds
             )
@@ -285,8 +287,8 @@ def redis_cost(stack: Stack, plan: Plan, workers: int) -> list[RedisCost]:
             }
             costs.append(RedisCost(mode, result.done, sum(per_call.values()), (traffic - idle_bytes) / calls, per_call))
     finally:
-        stack.stop("web_cost")
-        stack.stop("workers")
+        for group in ("web_cost", "raw_cost", "workers"):
+            stack.stop(group)
     return costs
 
 
@@ -303,6 +305,7 @@ class Retention:
     memory_peak: int
     memory_after: int
     seconds_to_baseline: float | None
+    keys_left: list[str]
 
 
 def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> Retention:
@@ -314,6 +317,7 @@ def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> R
     try:
         time.sleep(1)  # let the workers' start-up writes settle
         keys_before, memory_before = stack.redis.dbsize(), int(stack.redis.info("memory")["used_memory"])
+        present = set(stack.redis.keys("*"))
         probe = run_load(url, loyjoy_body({}), plan.connections, 1.0)
         calls = probe.done
         while calls < plan.memory_calls:
@@ -337,6 +341,7 @@ def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> R
             memory_peak,
             int(stack.redis.info("memory")["used_memory"]),
             back,
+            sorted(str(key, "utf-8") for key in set(stack.redis.keys("*")) - present),
         )
     finally:
         stack.stop("web_retention")

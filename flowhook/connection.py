@@ -14,6 +14,9 @@ def connect(settings: Settings) -> Redis:
     """Open (lazily) a connection pool to the settings' Redis."""
     return Redis.from_url(
         settings.redis_url,
+        # Every call waiting on its budget holds a connection, two for a moment while it starts a
+        # job; redis-py's default of 100 would fail calls under load long before gevent's limit.
+        max_connections=2 * settings.web_connections + 16,
         # Fail fast when Redis is down, but let a long-poll block for a whole budget.
         socket_connect_timeout=1.0,
         socket_timeout=defaults.MAX_BUDGET + 5,
