@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import requests
 from rq import Queue
@@ -341,7 +341,7 @@ def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> R
             memory_peak,
             int(stack.redis.info("memory")["used_memory"]),
             back,
-            sorted(str(key, "utf-8") for key in set(stack.redis.keys("*")) - present),
+            sorted(key.decode() for key in cast(set[bytes], set(stack.redis.keys("*")) - present)),
         )
     finally:
         stack.stop("web_retention")
