@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from flowhook import cli, errors, webservice
+from flowhook import cli, errors, health, webservice
 from flowhook.connection import connect, job_queue
 from flowhook.dispatch import Dispatcher
 from flowhook.inline import runner_for_this_process
@@ -38,5 +38,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     inline = runner_for_this_process(size=2 * settings.web_connections)
     errors.init_app(app)
     cli.init_app(app)
+    health.init_app(app)
     webservice.init_app(app, Dispatcher(registry, store, inline))
     return app

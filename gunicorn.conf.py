@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from redis.exceptions import RedisError
+
 from flowhook import defaults
+from flowhook.checks import redis_warnings
+from flowhook.connection import connect
 from flowhook.settings import Settings
 
 _settings = Settings.from_env()
@@ -27,3 +33,12 @@ access_log_format = (
 # gunicorn's control socket sits at one path per user: several instances on a host (or a read-only
 # home in a container) would trip over it, and Flowhook does not use it.
 control_socket_disable = True
+
+
+def when_ready(server: Any) -> None:
+    """Once, in the master at start: warn about a Redis that could lose jobs or results."""
+    try:
+        for warning in redis_warnings(connect(_settings)):
+            server.log.warning(warning)
+    except RedisError as error:
+        server.log.warning("cannot check Redis at start-up: %s", error)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis import Redis
+from redis.connection import parse_url
+from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.utils import SENTINEL
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -10,18 +15,59 @@ from flowhook import defaults
 from flowhook.settings import Settings
 
 
+class _SentinelConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that, like a plain one, is dropped when a read is interrupted.
+
+    redis-py's own keeps it (its ``read_response`` defaults to ``disconnect_on_error=False``): an RQ
+    worker told to stop while it waits for a job would put the connection back in the pool with
+    the old reply still to come, and read that reply as the answer to its next command.
+    """
+
+    def read_response(
+        self,
+        disable_decoding: bool = False,
+        *,
+        timeout: float | object = SENTINEL,
+        disconnect_on_error: bool | None = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        return super().read_response(
+            disable_decoding=disable_decoding,
+            timeout=timeout,
+            disconnect_on_error=disconnect_on_error,
+            push_request=push_request,
+        )
+
+
 def connect(settings: Settings) -> Redis:
-    """Open (lazily) a connection pool to the settings' Redis."""
-    return Redis.from_url(
-        settings.redis_url,
+    """Open (lazily) a connection pool to the settings' Redis, or to the master Sentinel names."""
+    options: dict[str, Any] = {
         # Every call waiting on its budget holds a connection, two for a moment while it starts a
         # job; redis-py's default of 100 would fail calls under load long before gevent's limit.
-        max_connections=2 * settings.web_connections + 16,
+        "max_connections": 2 * settings.web_connections + 16,
         # Fail fast when Redis is down, but let a long-poll block for a whole budget.
+        "socket_connect_timeout": 1.0,
+        "socket_timeout": defaults.MAX_BUDGET + 5,
+        "health_check_interval": 30,
+    }
+    if not settings.sentinels:
+        return Redis.from_url(settings.redis_url, **options)
+    # With Sentinel, REDIS_URL still gives the database and the credentials of the master.
+    url = parse_url(settings.redis_url)
+    sentinel = Sentinel(
+        [(host, int(port)) for host, port in (item.rsplit(":", 1) for item in settings.sentinels.split(","))],
         socket_connect_timeout=1.0,
-        socket_timeout=defaults.MAX_BUDGET + 5,
-        health_check_interval=30,
+        socket_timeout=1.0,
     )
+    master: Redis = sentinel.master_for(
+        settings.sentinel_master,
+        db=url.get("db", 0),
+        username=url.get("username"),
+        password=url.get("password"),
+        connection_class=_SentinelConnection,
+        **options,
+    )
+    return master
 
 
 def job_queue(settings: Settings, connection: Redis) -> Queue:

@@ -8,6 +8,8 @@ MAX_BUDGET = 15.0
 BUDGET = 5.0
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# The name Redis Sentinel knows the master by, when FLOWHOOK_SENTINELS is set.
+SENTINEL_MASTER = "mymaster"
 QUEUE_NAME = "flowhook"
 HANDLERS_PACKAGE = "handlers"
 PORT = 8000

@@ -27,6 +27,8 @@ class Settings:
     result_ttl: int = defaults.RESULT_TTL
     log_level: str = "INFO"
     worker_class: str = defaults.WORKER_CLASS
+    sentinels: str = ""
+    sentinel_master: str = defaults.SENTINEL_MASTER
     web_processes: int = defaults.WEB_PROCESSES
     web_connections: int = defaults.WEB_CONNECTIONS
 
@@ -82,6 +84,11 @@ class _SettingsSchema(Schema):
         data_key="FLOWHOOK_LOG_LEVEL", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
     worker_class = fields.String(data_key="FLOWHOOK_WORKER_CLASS", validate=validate.OneOf(["simple", "fork"]))
+    sentinels = fields.String(
+        data_key="FLOWHOOK_SENTINELS",
+        validate=validate.Regexp(r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$", error="must be host:port[,host:port...]"),
+    )
+    sentinel_master = fields.String(data_key="FLOWHOOK_SENTINEL_MASTER", validate=validate.Length(min=1))
     web_processes = fields.Integer(data_key="WEB_CONCURRENCY", validate=validate.Range(min=1))
     web_connections = fields.Integer(data_key="FLOWHOOK_CONNECTIONS", validate=validate.Range(min=1, max=10000))
 

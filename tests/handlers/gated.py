@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from marshmallow import Schema, fields
@@ -26,4 +28,9 @@ def handle(call: Call) -> dict[str, Any]:
     call.progress("waiting for the gate")
     if job.connection.blpop([f"test:gate:{gate}"], timeout=30) is None:
         raise HandlerError("the gate never opened")
-    return {"opened": gate, "runs": runs, "key": call.idempotency_key}
+    return {
+        "opened": gate,
+        "runs": runs,
+        "key": call.idempotency_key,
+        "worker": f"{socket.gethostname()}.{os.getpid()}",
+    }

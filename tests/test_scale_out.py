@@ -1,0 +1,142 @@
+"""Beyond one process: two web services and three workers on one Redis, and Redis behind Sentinel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from redis import Redis
+
+from app import create_app
+from flowhook.redis_server import EmbeddedRedis, free_port, redis_server_binary
+from tests.conftest import ROOT, WorkerPool, caller
+from tests.test_e2e import stop_tree, wait_for_log
+
+pytestmark = pytest.mark.e2e
+
+
+def start_web(tmp_path: Path, name: str, environment: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**environment, "PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for_log(log, "Listening at")
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[str], WorkerPool]]:
+    """Two gunicorn web services and three workers, all separate processes, on one Redis."""
+    workers = WorkerPool(redis_url, "tests.handlers", log=tmp_path / "workers.log")
+    workers.start(3)
+    environment = {**workers.environment, "WEB_CONCURRENCY": "1"}
+    webs = [start_web(tmp_path, f"web{number}", environment) for number in (1, 2)]
+    try:
+        yield [url for _, url in webs], workers
+    finally:
+        for process, _ in webs:
+            stop_tree(process)
+        workers.stop()
+
+
+def post(url: str, handler: str, instance: str, variables: dict[str, str]) -> dict[str, str]:
+    body = {"process_instance_id": instance, "variables": variables}
+    response = requests.post(f"{url}/webservice/{handler}", json=body, timeout=20)
+    assert response.status_code == 200, response.text
+    answer: dict[str, str] = response.json()["data"]["variables"]
+    return answer
+
+
+def test_a_job_started_through_one_web_service_is_polled_through_another(
+    cluster: tuple[list[str], WorkerPool], redis: Redis
+) -> None:
+    (first, second), _ = cluster
+    gate = uuid.uuid4().hex
+    pending = post(first, "gated", "scale-1", {"gate": gate})
+    assert pending["gated_status"] == "pending"
+    redis.rpush(f"test:gate:{gate}", "open")
+    done = post(second, "gated", "scale-1", {"gate": gate, **pending})
+    assert done["gated_status"] == "done"
+    assert done["key"] == pending["gated_job"]
+
+
+def test_work_is_spread_over_the_workers(cluster: tuple[list[str], WorkerPool], redis: Redis) -> None:
+    webs, _ = cluster
+    gates = [uuid.uuid4().hex for _ in range(3)]
+    # Three jobs that each hold a worker until their gate opens: each must be on a worker of its own.
+    pending = [post(webs[number % 2], "gated", f"spread-{gate}", {"gate": gate}) for number, gate in enumerate(gates)]
+    for gate in gates:
+        redis.rpush(f"test:gate:{gate}", "open")
+    done = [
+        post(webs[0], "gated", f"spread-{gate}", {"gate": gate, **answer})
+        for gate, answer in zip(gates, pending, strict=True)
+    ]
+    assert {answer["gated_status"] for answer in done} == {"done"}
+    assert len({answer["worker"] for answer in done}) == 3
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[tuple[str, Redis]]:
+    """A Redis master and a Sentinel watching it (the same redis-server binary in sentinel mode)."""
+    with EmbeddedRedis(tmp_path / "master", appendonly=False) as master:
+        port = free_port()
+        config = tmp_path / "sentinel.conf"
+        config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master.port} 1\n")
+        process = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL, cwd=tmp_path
+        )
+        client = Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.sentinel_get_master_addr_by_name("mymaster"):
+                    break
+            except Exception:
+                pass
+            assert time.monotonic() < deadline, "the sentinel did not start"
+            time.sleep(0.05)
+        try:
+            yield f"127.0.0.1:{port}", Redis.from_url(master.url)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def test_redis_behind_sentinel(sentinel: tuple[str, Redis], tmp_path: Path) -> None:
+    address, master = sentinel
+    # REDIS_URL points nowhere: the master's address can only come from the Sentinel.
+    settings = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "FLOWHOOK_SENTINELS": address,
+        "FLOWHOOK_HANDLERS": "tests.handlers",
+        "FLOWHOOK_QUEUE": f"sentinel-{uuid.uuid4().hex[:8]}",
+    }
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "workers"], cwd=ROOT, env={**os.environ, **settings}, stdout=log, stderr=log
+        )
+    try:
+        app = create_app(settings)
+        answer = caller(app.test_client(), "sentinel-1")("typed", {"email": "ada@example.org", "count": "1"})
+        assert answer["tp_status"] == "done", answer
+        assert master.keys("rq:job:*")  # the job went to the master the Sentinel named
+        worker.terminate()
+        # Told to stop while it waits for a job on a Sentinel connection, it leaves at once and cleanly.
+        assert worker.wait(10) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
