@@ -95,10 +95,10 @@ def targets_table(results: Results) -> str:
     )
     if results.retention is not None:
         kept = results.retention
-        back = kept.keys_after <= kept.keys_before
         rows.append(
-            f"| Redis back to its starting level after {kept.calls:,} calls | keys {kept.keys_before} -> "
-            f"{kept.keys_peak:,} -> {kept.keys_after} | {_verdict(back)} |"
+            f"| Redis back to its starting level after {kept.calls:,} calls (every key left expires or is RQ's "
+            f"`rq:queues`) | keys {kept.keys_before} -> {kept.keys_peak:,} -> {kept.keys_after} | "
+            f"{_verdict(kept.nothing_of_the_calls_left)} |"
         )
     return "\n".join(rows)
 
@@ -207,7 +207,8 @@ def render(results: Results) -> str:
             f"before, {kept.keys_peak:,} at the end of the load, {kept.keys_after} after; used memory "
             f"{kept.memory_before / 2**20:.2f} MiB before, {kept.memory_peak / 2**20:.2f} MiB at the end, "
             f"{kept.memory_after / 2**20:.2f} MiB after. Back to the starting key count: {back}. Keys that "
-            f"were not there before: {', '.join(f'`{key}`' for key in kept.keys_left) or 'none'}.",
+            f"were not there before (seconds to live, -1 for none): "
+            f"{', '.join(f'`{key}` ({ttl})' for key, ttl in kept.keys_left.items()) or 'none'}.",
             "",
         ]
     parts.append(END)

@@ -305,7 +305,12 @@ class Retention:
     memory_peak: int
     memory_after: int
     seconds_to_baseline: float | None
-    keys_left: list[str]
+    keys_left: dict[str, int]  # key: seconds to live (-1: none)
+
+    @property
+    def nothing_of_the_calls_left(self) -> bool:
+        """Every key beyond the start expires, or is RQ's set of queue names (one per deployment)."""
+        return all(ttl > 0 or key == "rq:queues" for key, ttl in self.keys_left.items())
 
 
 def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> Retention:
@@ -341,7 +346,10 @@ def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> R
             memory_peak,
             int(stack.redis.info("memory")["used_memory"]),
             back,
-            sorted(key.decode() for key in cast(set[bytes], set(stack.redis.keys("*")) - present)),
+            {
+                key.decode(): int(stack.redis.ttl(key))
+                for key in sorted(cast(set[bytes], set(stack.redis.keys("*")) - present))
+            },
         )
     finally:
         stack.stop("web_retention")
