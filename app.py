@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flowhook import cli, errors, health, webservice
+from flowhook import cli, errors, health, ratelimit, webservice
 from flowhook.connection import connect, job_queue
+from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
 from flowhook.inline import runner_for_this_process
 from flowhook.jobs import JobStore
@@ -39,5 +41,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     errors.init_app(app)
     cli.init_app(app)
     health.init_app(app)
-    webservice.init_app(app, Dispatcher(registry, store, inline))
+    limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
+    webservice.init_app(app, Dispatcher(registry, store, inline, limits))
+    ratelimit.init_app(app, settings)
+    if settings.trusted_proxies:
+        # Behind a proxy, the client address is the one the trusted proxies put in X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     return app

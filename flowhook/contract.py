@@ -92,26 +92,93 @@ _ENVELOPE = EnvelopeSchema()
 
 
 class MalformedCallError(ValueError):
-    """The body is not a WebService call; answered 400 with this message."""
+    """The body is not a WebService call; answered with ``status`` (400, or 413 for sizes)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a call may carry, beyond the body size that the web server checks."""
+
+    max_depth: int = defaults.MAX_DEPTH
+    max_variables: int = defaults.MAX_VARIABLES
+    max_value_length: int = defaults.MAX_VALUE_LENGTH
+
+
+# Longest integer accepted, in digits: more is no id or count a flow has, only a parser's burden.
+_MAX_DIGITS = 30
 
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_envelope(body: bytes) -> Envelope:
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:30]} is too large")
+    return number
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise ValueError(f"a number has more than {_MAX_DIGITS} digits")
+    return int(text)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one name would let a proxy and Flowhook read different calls: refuse.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        names = [key for key, _ in pairs]
+        duplicate = next(key for key in names if names.count(key) > 1)
+        raise ValueError(f"the key {duplicate[:50]!r} appears twice")
+    return document
+
+
+def _check_sizes(value: Any, limits: Limits, depth: int = 1) -> None:
+    """Refuse values nested deeper than ``max_depth`` or strings longer than ``max_value_length``."""
+    if depth > limits.max_depth:
+        raise MalformedCallError(f"values are nested more than {limits.max_depth} deep")
+    if isinstance(value, str):
+        if len(value) > limits.max_value_length:
+            raise MalformedCallError(f"a value is longer than {limits.max_value_length} characters", status=413)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_sizes(item, limits, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_sizes(item, limits, depth + 1)
+
+
+def parse_envelope(body: bytes, limits: Limits = Limits()) -> Envelope:
     """Parse and validate a call body.
 
     Raises:
-        MalformedCallError: when the body is not JSON, not an object or not a valid envelope.
+        MalformedCallError: when the body is not JSON (or not UTF-8, or has duplicate keys, NaN or
+            oversized numbers), not an object, not a valid envelope, or over a limit.
     """
     try:
-        document = json.loads(body, parse_constant=_refuse_constant)
+        document = json.loads(
+            body,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_no_duplicate_keys,
+        )
     except (ValueError, RecursionError) as error:
         # RecursionError: absurdly deep nesting must be a 400 like any other bad JSON.
         raise MalformedCallError(f"the body is not valid JSON: {_first_line(error)}") from None
     if not isinstance(document, dict):
         raise MalformedCallError("the body must be a JSON object")
+    variables = document.get("variables")
+    if isinstance(variables, dict) and len(variables) > limits.max_variables:
+        raise MalformedCallError(f"more than {limits.max_variables} variables", status=413)
+    for part in ("params", "variables"):
+        _check_sizes(document.get(part), limits)
     try:
         envelope: Envelope = _ENVELOPE.load(document)
     except ValidationError as error:

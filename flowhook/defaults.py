@@ -38,3 +38,14 @@ RESULT_TTL = 3600
 
 # Longest id LoyJoy plausibly sends; anything longer is refused as malformed.
 MAX_ID_LENGTH = 200
+# Input limits beyond the body size: nesting inside params and variables, how many variables a
+# call may carry, and how long one string value may be (in characters).
+MAX_DEPTH = 16
+MAX_VARIABLES = 500
+MAX_VALUE_LENGTH = 65536
+# Shortest token accepted in FLOWHOOK_TOKENS: anything shorter can be guessed.
+MIN_TOKEN_LENGTH = 16
+# Calls one conversation may make; a flow that loops without a user step hits it. Per client
+# address there is no limit by default: LoyJoy calls from a few addresses for every conversation.
+RATE_LIMIT_CONVERSATION = "120/minute"
+RATE_LIMIT_ADDRESS = ""

@@ -17,6 +17,7 @@ from flowhook.contract import (
     INVALID,
     PENDING,
     Envelope,
+    Limits,
     Outcome,
     describe_errors,
     failure_reason,
@@ -39,12 +40,14 @@ class Dispatcher:
         registry: The handlers served.
         store: Where worker jobs are started and found.
         inline: Runs ``web`` handlers' inline attempts with a deadline.
+        limits: What a call may carry.
     """
 
-    def __init__(self, registry: Registry, store: JobStore, inline: InlineRunner) -> None:
+    def __init__(self, registry: Registry, store: JobStore, inline: InlineRunner, limits: Limits) -> None:
         self.registry = registry
         self.store = store
         self.inline = inline
+        self.limits = limits
 
     def dispatch(self, handler: Handler, envelope: Envelope, started: float) -> Outcome:
         """Answer a call within the handler's budget, counted from ``started`` (monotonic)."""

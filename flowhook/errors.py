@@ -11,16 +11,21 @@ log = logging.getLogger(__name__)
 
 
 def json_error(error: HTTPException) -> tuple[Response, int]:
-    """Answer an HTTP error as ``{"error": {"code", "name", "message"}}``."""
+    """Answer an HTTP error as ``{"error": {"code", "name", "message"}}``, keeping its headers."""
     code = error.code or 500
-    body = {"error": {"code": code, "name": error.name, "message": error.description}}
-    return jsonify(body), code
+    response = jsonify({"error": {"code": code, "name": error.name, "message": error.description}})
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":  # e.g. Allow for 405, WWW-Authenticate for 401
+            response.headers[name] = value
+    return response, code
 
 
-def too_large(_: RequestEntityTooLarge) -> tuple[Response, int]:
-    """Answer 413 naming the limit, so whoever configures the flow knows what to trim."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    return json_error(RequestEntityTooLarge(description=f"the body is larger than the limit of {limit} bytes"))
+def too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
+    """Answer 413 naming the limit that was passed, so whoever configures the flow knows what to trim."""
+    if error.description == RequestEntityTooLarge.description:  # Werkzeug's: the body size
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        error = RequestEntityTooLarge(description=f"the body is larger than the limit of {limit} bytes")
+    return json_error(error)
 
 
 def unexpected_error(error: Exception) -> tuple[Response, int]:

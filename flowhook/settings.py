@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from limits import parse_many
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from flowhook import defaults
 from flowhook.exceptions import ConfigurationError
@@ -31,6 +33,19 @@ class Settings:
     sentinel_master: str = defaults.SENTINEL_MASTER
     web_processes: int = defaults.WEB_PROCESSES
     web_connections: int = defaults.WEB_CONNECTIONS
+    tokens: tuple[str, ...] = ()
+    handler_tokens: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rate_limit_conversation: str = defaults.RATE_LIMIT_CONVERSATION
+    rate_limit_address: str = defaults.RATE_LIMIT_ADDRESS
+    trusted_proxies: int = 0
+    log_values: bool = False
+    max_depth: int = defaults.MAX_DEPTH
+    max_variables: int = defaults.MAX_VARIABLES
+    max_value_length: int = defaults.MAX_VALUE_LENGTH
+
+    def tokens_for(self, handler: str) -> tuple[str, ...]:
+        """The tokens that open a handler: its own (FLOWHOOK_TOKENS_<NAME>) or the global ones."""
+        return self.handler_tokens.get(handler, self.tokens)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,8 +55,14 @@ class Settings:
             ConfigurationError: naming each variable that is out of range.
         """
         environ = os.environ if environ is None else environ
+        # FLOWHOOK_TOKENS_ORDER_LOOKUP=... holds the tokens of handler order_lookup alone.
+        handler_tokens = {
+            name.removeprefix(_HANDLER_TOKENS).lower(): value
+            for name, value in environ.items()
+            if name.startswith(_HANDLER_TOKENS)
+        }
         try:
-            settings: Settings = _SettingsSchema().load(dict(environ))
+            settings: Settings = _SettingsSchema(context_tokens=handler_tokens).load(dict(environ))
         except ValidationError as error:
             problems = "; ".join(f"{name}: {' '.join(_flat(msgs))}" for name, msgs in error.messages_dict.items())
             raise ConfigurationError(f"invalid settings: {problems}") from None
@@ -55,6 +76,22 @@ def _flat(messages: object) -> list[str]:
 
 
 _seconds = validate.Range(min=1)
+_HANDLER_TOKENS = "FLOWHOOK_TOKENS_"
+
+
+def _token_list(value: str) -> tuple[str, ...]:
+    tokens = tuple(token.strip() for token in value.split(",") if token.strip())
+    if any(len(token) < defaults.MIN_TOKEN_LENGTH for token in tokens):
+        raise ValidationError(f"every token must have at least {defaults.MIN_TOKEN_LENGTH} characters")
+    return tokens
+
+
+def _rate_limit(value: str) -> None:
+    if value:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValidationError("must be a rate limit such as 120/minute or 10/second;1000/hour") from None
 
 
 class _SettingsSchema(Schema):
@@ -89,9 +126,30 @@ class _SettingsSchema(Schema):
         validate=validate.Regexp(r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$", error="must be host:port[,host:port...]"),
     )
     sentinel_master = fields.String(data_key="FLOWHOOK_SENTINEL_MASTER", validate=validate.Length(min=1))
+    tokens = fields.Function(deserialize=_token_list, data_key="FLOWHOOK_TOKENS")
+    rate_limit_conversation = fields.String(data_key="FLOWHOOK_RATE_LIMIT_CONVERSATION", validate=_rate_limit)
+    rate_limit_address = fields.String(data_key="FLOWHOOK_RATE_LIMIT_ADDRESS", validate=_rate_limit)
+    trusted_proxies = fields.Integer(data_key="FLOWHOOK_TRUSTED_PROXIES", validate=validate.Range(min=0, max=10))
+    log_values = fields.Boolean(data_key="FLOWHOOK_LOG_VALUES")
+    max_depth = fields.Integer(data_key="FLOWHOOK_MAX_DEPTH", validate=validate.Range(min=1, max=100))
+    max_variables = fields.Integer(data_key="FLOWHOOK_MAX_VARIABLES", validate=validate.Range(min=1))
+    max_value_length = fields.Integer(data_key="FLOWHOOK_MAX_VALUE_LENGTH", validate=validate.Range(min=1))
     web_processes = fields.Integer(data_key="WEB_CONCURRENCY", validate=validate.Range(min=1))
     web_connections = fields.Integer(data_key="FLOWHOOK_CONNECTIONS", validate=validate.Range(min=1, max=10000))
 
+    def __init__(self, context_tokens: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.context_tokens = context_tokens or {}
+
+    @validates_schema
+    def _check_handler_tokens(self, _: dict[str, object], **__: object) -> None:
+        for name, value in self.context_tokens.items():
+            try:
+                _token_list(value)
+            except ValidationError as error:
+                raise ValidationError(error.messages, field_name=f"{_HANDLER_TOKENS}{name.upper()}") from None
+
     @post_load
     def _make(self, data: dict[str, object], **_: object) -> Settings:
-        return Settings(**data)  # type: ignore[arg-type]
+        handler_tokens = {name: _token_list(value) for name, value in self.context_tokens.items()}
+        return Settings(**data, handler_tokens=handler_tokens)  # type: ignore[arg-type]

@@ -7,13 +7,19 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
 
+from flowhook.auth import authorized, presented_token
 from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, parse_envelope
 from flowhook.dispatch import Dispatcher
+from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webservice", __name__)
+
+CHALLENGE = WWWAuthenticate("bearer", {"realm": "flowhook"})
 
 
 def current_dispatcher() -> Dispatcher:
@@ -27,15 +33,23 @@ def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Answer one WebService call with the handler's status variables."""
     started = time.monotonic()
     dispatcher = current_dispatcher()
+    settings: Settings = current_app.config["FLOWHOOK_SETTINGS"]
+    # Credentials before anything else, so that a caller without them learns nothing, not even
+    # which handlers exist.
+    tokens = settings.tokens_for(name)
+    if tokens and not authorized(presented_token(request), tokens):
+        raise Unauthorized(description="missing or invalid credentials", www_authenticate=CHALLENGE)
     handler = dispatcher.registry.get(name)
     if handler is None:
         abort(404, description=f"no handler named {name[:100]!r}")
     if not request.is_json:
         abort(415, description="send the call as Content-Type: application/json")
     try:
-        envelope = parse_envelope(request.get_data(cache=False))
+        envelope = parse_envelope(request.get_data(cache=False), dispatcher.limits)
     except MalformedCallError as error:
-        abort(400, description=str(error))
+        abort(error.status, description=str(error))
+    if settings.log_values:  # only when switched on: variables are personal data
+        log.info("handler=%s instance=%s variables=%r", name, envelope.process_instance_id, dict(envelope.variables))
     outcome = dispatcher.dispatch(handler, envelope, started)
     if outcome.status in (FAILED, INVALID):
         log.info("handler=%s %s: %s", handler.name, outcome.status, outcome.error)
