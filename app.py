@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flowhook import cli, errors, health, ratelimit, webservice
+from flowhook import cli, errors, health, openapi, ratelimit, webservice
 from flowhook.connection import connect, job_queue
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     errors.init_app(app)
     cli.init_app(app)
     health.init_app(app)
+    openapi.init_app(app, registry, settings)
     limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
     webservice.init_app(app, Dispatcher(registry, store, inline, limits))
     ratelimit.init_app(app, settings)

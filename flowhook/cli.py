@@ -20,6 +20,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from flowhook.contract import PENDING
+from flowhook.jobs import forget, owner_of
+from flowhook.ratelimit import conversation_digest
 from flowhook.registry import Registry
 from flowhook.settings import Settings
 
@@ -148,7 +150,25 @@ def _post(endpoint: str, body: dict[str, Any]) -> dict[str, str]:
     return answer
 
 
+@click.command("forget")
+@click.argument("process_instance_id")
+@with_appcontext
+def forget_command(process_instance_id: str) -> None:
+    """Delete everything stored for one conversation: its jobs, results, dedupe and rate-limit entries."""
+    store = current_app.extensions["flowhook"].store
+    owners = {owner_of(handler, process_instance_id) for handler in _registry().values()}
+    jobs, running = forget(store.connection, owners, store.queue.serializer)
+    pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
+    counters = list(store.connection.scan_iter(match=pattern, count=1000))
+    if counters:
+        store.connection.delete(*counters)
+    click.echo(f"deleted {jobs} jobs and {len(counters)} rate-limit counters of {process_instance_id}")
+    if running:
+        click.echo(f"{running} jobs are running: run forget again once they end (at most their job timeout)")
+        sys.exit(1)
+
+
 def init_app(app: Flask) -> None:
     """Register the developer commands."""
-    for command in (handlers_command, new_command, call_command):
+    for command in (handlers_command, new_command, call_command, forget_command):
         app.cli.add_command(command)

@@ -195,3 +195,31 @@ class JobStore:
         result = job.latest_result()
         outcome = self._outcome_of(job_id, result) if result is not None else None
         return outcome or Outcome(FAILED, error=str(job.meta.get("error") or f"the job was {status.value}"))
+
+
+def forget(connection: Redis, owners: set[str], serializer: Any) -> tuple[int, int]:
+    """Delete every job (with its results and dedupe entry) whose owner tag is in ``owners``.
+
+    A job running right now is left alone: its worker writes it back when it ends. Returns how
+    many jobs were deleted and how many are still running.
+    """
+    deleted = running = 0
+    for key in connection.scan_iter(match="rq:job:*", count=1000):
+        job_id = key.decode().removeprefix("rq:job:")
+        if not JOB_ID.match(job_id):  # rq:job:<id>:dependents and the like
+            continue
+        try:
+            job = Job.fetch(job_id, connection=connection, serializer=serializer)
+        except NoSuchJobError:
+            continue
+        if job.meta.get("owner") not in owners:
+            continue
+        if job.get_status(refresh=False) == JobStatus.STARTED:
+            running += 1
+            continue
+        if job.meta.get("dedupe"):
+            connection.delete(job.meta["dedupe"])
+        job.delete()
+        connection.delete(Result.get_key(job_id))  # RQ's delete() leaves the results behind
+        deleted += 1
+    return deleted, running

@@ -22,9 +22,19 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
+def settings() -> Settings:
+    """This worker's settings, read once per process."""
+    return Settings.from_env()
+
+
+@functools.cache
 def registry() -> Registry:
     """The handlers this worker runs, found once per process (before forking, when preloaded)."""
-    return discover(Settings.from_env())
+    return discover(settings())
+
+
+class HandlerFailedError(Exception):
+    """Stands in for a handler's exception in RQ's log and failure record, without its message."""
 
 
 def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -61,7 +71,12 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
         job.save_meta()
         if not job.retries_left:
             release(job)
-        raise
+        if isinstance(error, HandlerError | JobTimeoutException) or settings().log_values:
+            raise  # messages meant for the flow, or RQ's own, or logging values was switched on
+        # RQ logs and stores the traceback: keep its frames, which help, but not the message,
+        # which may hold the call's personal data (`ValueError: cannot parse john@example.org`).
+        hidden = HandlerFailedError(f"{type(error).__name__} (message hidden; FLOWHOOK_LOG_VALUES=true shows it)")
+        raise hidden.with_traceback(error.__traceback__) from None
     release(job)
     return variables
 

@@ -1,0 +1,146 @@
+"""The OpenAPI 3 document of the service, generated from its marshmallow schemas, at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, current_app
+from marshmallow import Schema, fields
+
+from flowhook.contract import EnvelopeSchema, FlowId
+from flowhook.registry import Registry
+from flowhook.settings import Settings
+
+bp = Blueprint("openapi", __name__)
+
+
+class AnswerVariablesSchema(Schema):
+    variables = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class AnswerSchema(Schema):
+    """Every answer to a well-formed call: the variables to set, all strings."""
+
+    data = fields.Nested(AnswerVariablesSchema, required=True)
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.Integer(required=True)
+    name = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class ErrorSchema(Schema):
+    """A call that is not from a working flow: not JSON, too large, unknown handler, ..."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    ready = fields.Boolean(required=True)
+    redis = fields.String(required=True)
+    workers = fields.Integer(required=True)
+    missing = fields.List(fields.String(), required=True)
+
+
+def _flow_id(_: Any, field: fields.Field[Any], **__: Any) -> dict[str, Any]:
+    """Ids LoyJoy sends as strings or integers."""
+    if isinstance(field, FlowId):
+        return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
+    return {}
+
+
+ERRORS = {
+    "400": "not JSON, not an object, no process_instance_id, a bad variable name, nested too deep",
+    "413": "the body, a value or the number of variables is over its limit",
+    "415": "not Content-Type: application/json",
+    "429": "over a rate limit",
+}
+
+
+def build(registry: Registry, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document for these handlers and settings."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="Flowhook",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[plugin],
+        info={"description": "The backend LoyJoy's WebService module calls: one endpoint per handler."},
+    )
+    plugin.converter.add_attribute_function(_flow_id)  # type: ignore[union-attr]
+    for name, component in (("Envelope", EnvelopeSchema), ("Answer", AnswerSchema), ("Error", ErrorSchema)):
+        spec.components.schema(name, schema=component)
+    spec.components.schema("Health", schema=HealthSchema)
+    spec.components.schema("Readiness", schema=ReadinessSchema)
+    error = {"content": {"application/json": {"schema": "Error"}}}
+    errors = {code: {"description": text, **error} for code, text in ERRORS.items()}
+    if settings.tokens or settings.handler_tokens:
+        errors["401"] = {"description": "missing or invalid credentials", **error}
+        spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+        spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
+        spec.components.security_scheme("token", {"type": "apiKey", "in": "query", "name": "token"})
+    for handler in registry.values():
+        reads = ", ".join(handler.input_schema.load_fields) if handler.input_schema is not None else "every variable"
+        spec.path(
+            path=f"/webservice/{handler.name}",
+            operations={
+                "post": {
+                    "summary": f"Call the {handler.name} handler",
+                    "description": f"Reads {reads}; answers {handler.namespace}_status, _job, _error.",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": "Envelope"}}},
+                    "responses": {
+                        "200": {
+                            "description": "the status variables, and the results when done",
+                            "content": {"application/json": {"schema": "Answer"}},
+                        },
+                        **errors,
+                    },
+                    **(
+                        {"security": [{"bearer": []}, {"basic": []}, {"token": []}]}
+                        if settings.tokens_for(handler.name)
+                        else {}
+                    ),
+                }
+            },
+        )
+    spec.path(
+        path="/healthz",
+        operations={
+            "get": {
+                "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": "Health"}}}}
+            }
+        },
+    )
+    readiness = {"content": {"application/json": {"schema": "Readiness"}}}
+    spec.path(
+        path="/readyz",
+        operations={
+            "get": {
+                "responses": {
+                    "200": {"description": "Redis answers and a worker listens", **readiness},
+                    "503": {"description": "a part is missing", **readiness},
+                }
+            }
+        },
+    )
+    return spec.to_dict()
+
+
+@bp.get("/openapi.json")
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    spec: dict[str, Any] = current_app.extensions["flowhook_openapi"]
+    return spec
+
+
+def init_app(app: Flask, registry: Registry, settings: Settings) -> None:
+    """Build the document once and serve it."""
+    app.extensions["flowhook_openapi"] = build(registry, settings)
+    app.register_blueprint(bp)

@@ -1,0 +1,48 @@
+"""The OpenAPI document, and schemathesis fuzzing the live service against it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from tests.test_e2e import running_service
+
+BIN = Path(sys.executable).parent
+
+
+def test_the_document_describes_every_handler_and_its_answers(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert document is not None
+    assert document["openapi"] == "3.0.3"
+    operation = document["paths"]["/webservice/typed"]["post"]
+    assert set(operation["responses"]) == {"200", "400", "413", "415", "429"}
+    assert "email, count" in operation["description"]
+    envelope = document["components"]["schemas"]["Envelope"]
+    assert envelope["required"] == ["process_instance_id"]
+
+
+@pytest.mark.e2e
+def test_schemathesis_finds_no_server_error_undocumented_status_or_broken_answer(tmp_path: Path) -> None:
+    with running_service(tmp_path, FLOWHOOK_BUDGET="0.2") as service:
+        assert requests.get(f"{service.url}/openapi.json", timeout=5).status_code == 200
+        command = [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{service.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "40",
+            "--seed",
+            "20261124",
+            "--no-color",
+        ]
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        log = service.log.read_text(errors="replace")
+    assert finished.returncode == 0, finished.stdout[-5000:]
+    assert "Traceback" not in log
