@@ -7,6 +7,7 @@ import hashlib
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException
 
 from flowhook import webservice
 from flowhook.settings import Settings
@@ -14,7 +15,10 @@ from flowhook.settings import Settings
 
 def conversation() -> str:
     """The rate-limit key of a call: its conversation, as the body names it."""
-    body = request.get_json(silent=True)  # the view parses strictly; this only needs the id
+    try:
+        body = request.get_json(silent=True)  # the view parses strictly; this only needs the id
+    except (HTTPException, RecursionError):
+        body = None  # too large or absurdly deep: the view answers 413 or 400 for it
     instance = body.get("process_instance_id") if isinstance(body, dict) else None
     return f"conversation:{conversation_digest(str(instance))}"
 

@@ -44,6 +44,9 @@ def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         abort(404, description=f"no handler named {name[:100]!r}")
     if not request.is_json:
         abort(415, description="send the call as Content-Type: application/json")
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # A body of unknown length is not read at all (it could be endless): say so, not "not JSON".
+        abort(400, description="send the body with a Content-Length; chunked bodies are not read")
     try:
         envelope = parse_envelope(request.get_data(cache=False), dispatcher.limits)
     except MalformedCallError as error:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
 from tests.conftest import WorkerPool
+from tests.test_e2e import running_service
 
 TOKEN = "t0ken-for-the-tests-0123456789"
 OTHER = "second-token-while-rotating-42"
@@ -163,3 +167,31 @@ def test_a_client_address_over_its_rate_limit_gets_429(redis_url: str, test_work
     assert statuses == [200, 200, 429]
     other = {"X-Forwarded-For": "203.0.113.7"}
     assert client.post("/webservice/quick", json=body(), headers=other).status_code == 200
+
+
+@pytest.mark.e2e
+def test_attacks_over_http_get_their_4xx_and_the_service_keeps_serving(tmp_path: Path) -> None:
+    with running_service(tmp_path, FLOWHOOK_TOKENS=TOKEN) as service:
+        url = f"{service.url}/webservice/echo"
+        auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        attacks: list[tuple[dict[str, Any], int]] = [
+            ({"data": b"{}", "headers": {"Content-Type": "application/json"}}, 401),
+            ({"data": b'{"process_instance_id": "x"}', "headers": {"Authorization": "Bearer guess"}}, 401),
+            ({"data": b"x" * 10_000_000, "headers": auth}, 413),
+            ({"data": (b"x" * 300_000 for _ in range(3)), "headers": auth}, 400),  # chunked: no length
+            ({"data": b"[" * 100_000, "headers": auth}, 400),
+            ({"data": b'{"process_instance_id": 1, "variables": {"a": NaN}}', "headers": auth}, 400),
+            ({"data": b"\xff\xfe\x00", "headers": auth}, 400),
+            ({"data": b'{"process_instance_id": "x"}', "headers": {**auth, "Content-Type": "text/xml"}}, 415),
+        ]
+        for request, status in attacks:
+            response = requests.post(url, timeout=30, **request)
+            assert response.status_code == status, (request["headers"], response.text[:200])
+            assert response.json()["error"]["code"] == status
+        good = requests.post(
+            url, json={"process_instance_id": "after", "variables": {"a": "1"}}, headers=auth, timeout=10
+        )
+        assert good.json()["data"]["variables"] == {"a": "1", "echo_status": "done", "echo_job": "", "echo_error": ""}
+        log = service.log.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert TOKEN not in log
