@@ -54,15 +54,8 @@ class Stack:
         """Run ``app`` under gunicorn with Flowhook's gunicorn.conf.py; returns its base URL."""
         port = free_port()
         self._spawn(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app], PORT=str(port), **settings)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return f"http://127.0.0.1:{port}"
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start; see {self.directory / name}.log") from None
-                time.sleep(0.05)
+        self._wait_for_port(port, name)
+        return f"http://127.0.0.1:{port}"
 
     def start_workers(self, count: int, **settings: str) -> None:
         """Start ``count`` Flowhook workers (python -m workers) and wait until they listen."""
@@ -76,16 +69,21 @@ class Stack:
             time.sleep(0.05)
 
     def start_slow_api(self, delay: float) -> str:
+        """Run the loopback server that answers after ``delay`` seconds; returns its URL."""
         port = free_port()
         self._spawn("slow_api", [sys.executable, "-m", "bench.sleepy", "--port", str(port), "--delay", str(delay)])
-        deadline = time.monotonic() + 10
+        self._wait_for_port(port, "slow_api")
+        return f"http://127.0.0.1:{port}/"
+
+    def _wait_for_port(self, port: int, group: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return f"http://127.0.0.1:{port}/"
+                return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the slow API did not start") from None
+                    raise RuntimeError(f"{group} did not start; see {self.directory / group}.log") from None
                 time.sleep(0.05)
 
     def stop(self, group: str) -> None:
