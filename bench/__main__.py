@@ -7,6 +7,7 @@ and writes them into docs/benchmarks.md between its result markers.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, help=f"report file (default {OUTPUT.relative_to(ROOT)}; none for --smoke)"
     )
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM, still stop everything the benchmark started (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = scenarios.SMOKE if args.smoke else scenarios.FULL
     settings = Settings.from_env({})
     workers = 2  # as `make run` and docker-compose.yml start them

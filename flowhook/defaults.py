@@ -45,7 +45,8 @@ MAX_VARIABLES = 500
 MAX_VALUE_LENGTH = 65536
 # Shortest token accepted in FLOWHOOK_TOKENS: anything shorter can be guessed.
 MIN_TOKEN_LENGTH = 16
-# Calls one conversation may make; a flow that loops without a user step hits it. Per client
-# address there is no limit by default: LoyJoy calls from a few addresses for every conversation.
-RATE_LIMIT_CONVERSATION = "120/minute"
+# Rate limits are off by default: counting costs a Redis round trip per call (docs/benchmarks.md),
+# LoyJoy's poll loop has a user step in it, and LoyJoy calls from a few addresses for every
+# conversation. README and SECURITY.md say when and how to switch them on.
+RATE_LIMIT_CONVERSATION = ""
 RATE_LIMIT_ADDRESS = ""

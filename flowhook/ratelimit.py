@@ -35,8 +35,10 @@ def storage_uri(settings: Settings) -> str:
     return settings.redis_url
 
 
-def init_app(app: Flask, settings: Settings) -> Limiter:
+def init_app(app: Flask, settings: Settings) -> Limiter | None:
     """Limit the WebService endpoint as the settings say; an empty limit is no limit."""
+    if not (settings.rate_limit_conversation or settings.rate_limit_address):
+        return None  # no limiter at all: not even its per-request hook
     limiter = Limiter(
         get_remote_address,
         app=app,

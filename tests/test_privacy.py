@@ -7,8 +7,6 @@ import logging
 import uuid
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskCliRunner
 from redis import Redis
 
 from app import create_app
@@ -43,8 +41,11 @@ def test_logging_values_can_be_switched_on(
 
 
 def test_forget_deletes_everything_of_one_conversation(
-    app: Flask, runner: FlaskCliRunner, redis: Redis, instance: str
+    redis_url: str, test_workers: WorkerPool, redis: Redis, instance: str
 ) -> None:
+    settings = {"REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.handlers", "FLOWHOOK_QUEUE": test_workers.queue}
+    app = create_app({**settings, "FLOWHOOK_RATE_LIMIT_CONVERSATION": "100/minute"})
+    runner = app.test_cli_runner()
     client = app.test_client()
     mine, theirs = caller(client, instance), caller(client, instance + "-other")
     gate = uuid.uuid4().hex
