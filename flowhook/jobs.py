@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -56,11 +58,17 @@ return 0
 """
 
 
+@functools.cache
+def _release_script(connection: Redis) -> Script:
+    """The release script, registered once per connection: later calls send its hash, not its text."""
+    return connection.register_script(_RELEASE)
+
+
 def release(job: Job) -> None:
     """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew."""
     dedupe_key = job.meta.get("dedupe")
     if dedupe_key:
-        job.connection.eval(_RELEASE, 1, dedupe_key, job.id)
+        _release_script(job.connection)(keys=[dedupe_key], args=[job.id])
 
 
 class JobStore:
