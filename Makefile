@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
+SOAK_MINUTES ?= 3
 
-.PHONY: run test lint bench bench-smoke wrk clean
+.PHONY: run test lint bench bench-smoke soak wrk clean
 
 run: $(VENV)/.installed  ## Redis (private unless REDIS_URL is set), web and workers, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
@@ -22,6 +23,9 @@ bench: $(VENV)/.installed  ## the benchmarks (minutes); results in docs/benchmar
 
 bench-smoke: $(VENV)/.installed  ## seconds-long run of the benchmark harness (also run by the tests)
 	$(BIN)/python -m bench --smoke
+
+soak: $(VENV)/.installed  ## minutes of mixed calls under load; results in docs/reliability.md
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 wrk:  ## install the load generator (Debian's package) when running as root
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -215,12 +215,12 @@ def render(results: Results) -> str:
     return "\n".join(parts)
 
 
-def write(path: Path, section: str) -> None:
+def write(path: Path, section: str, start: str = START, end: str = END) -> None:
     """Replace the results section of ``path`` (between its markers), keeping the prose around it."""
-    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    if START not in text or END not in text:
-        text += f"\n{START}\n{END}\n"
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
+    text = path.read_text() if path.exists() else f"{start}\n{end}\n"
+    if start not in text or end not in text:
+        text += f"\n{start}\n{end}\n"
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(before + section + after)

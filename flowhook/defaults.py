@@ -23,8 +23,13 @@ MAX_BODY_BYTES = 256 * 1024
 # RQ worker class: "simple" runs jobs in the worker process (about 3x the jobs per second of
 # "fork", which runs each job in a child process of its own; docs/benchmarks.md has the figures).
 WORKER_CLASS = "simple"
-# How often (seconds) a worker cleans RQ's registries of expired entries (RQ's default is 10 min).
-MAINTENANCE_INTERVAL = 60
+# How often (seconds) a worker cleans RQ's registries of expired entries (RQ's default is 10 min):
+# this is what answers a dead worker's job when no flow polls for it.
+MAINTENANCE_INTERVAL = 15
+# A running job's heartbeat, renewed every quarter of this: a job whose worker died is reaped as
+# abandoned this many seconds after its last one (RQ's own simple worker: the job timeout + 60 s).
+# Longer rides out longer Redis outages without reaping jobs that are in fact still running.
+HEARTBEAT_TTL = 20
 # A worker's heartbeat: it checks in (and may run maintenance) every WORKER_TTL - 15 s even when
 # idle, and a dead worker's registration expires WORKER_TTL s after its last heartbeat.
 WORKER_TTL = 30

@@ -74,8 +74,10 @@ class Dispatcher:
 
     def _poll(self, handler: Handler, envelope: Envelope, job_id: str, deadline: float) -> Outcome:
         """A call that carries ``<h>_job`` starts nothing: it waits for that job."""
-        if not self.store.owns(handler, envelope.process_instance_id, job_id):
+        job = self.store.find(handler, envelope.process_instance_id, job_id)
+        if job is None:
             return Outcome(FAILED, error=UNKNOWN_JOB)
+        self.store.reap_if_abandoned(job)
         return self.store.wait(job_id, deadline)
 
     def _run_inline(

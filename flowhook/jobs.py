@@ -31,6 +31,11 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # Job statuses (as stored in Redis) of work that may still produce a result.
 UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)}
 UNKNOWN_JOB = "unknown or expired job; start again"
+INTERRUPTED = "the work was interrupted (its worker stopped); start again"
+# Failure records RQ writes itself when a job's process is gone, not when the job raised.
+_PROCESS_GONE = ("AbandonedJobError", "Work-horse terminated unexpectedly", "stuck in intermediate queue")
+# Seconds the web app holds RQ's registry maintenance lock at most, should it die while reaping.
+REAP_LOCK_TTL = 30
 
 
 def new_job_id() -> str:
@@ -149,15 +154,37 @@ class JobStore:
         status = cast(bytes | None, self.connection.hget(Job.key_for(job_id), "status"))
         return status is not None and status.decode() in UNRESOLVED
 
-    def owns(self, handler: Handler, process_instance_id: str, job_id: str) -> bool:
-        """Whether ``job_id`` names a job of this handler and conversation that still exists."""
+    def find(self, handler: Handler, process_instance_id: str, job_id: str) -> Job | None:
+        """The job ``job_id`` names, if it still exists and belongs to this handler and conversation."""
         if not JOB_ID.match(job_id):
-            return False
+            return None
         try:
             job = Job.fetch(job_id, connection=self.connection, serializer=self.queue.serializer)
         except NoSuchJobError:
-            return False
-        return hmac.compare_digest(str(job.meta.get("owner", "")), owner_of(handler, process_instance_id))
+            return None
+        if not hmac.compare_digest(str(job.meta.get("owner", "")), owner_of(handler, process_instance_id)):
+            return None
+        return job
+
+    def reap_if_abandoned(self, job: Job) -> None:
+        """If the job's worker died, have RQ fail it (or retry it) now, not at the next maintenance.
+
+        A running job's entry in RQ's started-job registry expires when its heartbeats stop;
+        RQ's own cleanup then records the failure (AbandonedJobError), which wakes the waiters.
+        """
+        if job.get_status(refresh=False) != JobStatus.STARTED:
+            return
+        registry = self.queue.started_job_registry
+        if job.id not in registry.get_expired_job_ids():
+            return
+        # RQ's lock on registry maintenance: a worker or another web process may be at it already,
+        # and two cleanups at once would retry the job twice.
+        if not self.connection.set(self.queue.registry_cleaning_key, 1, nx=True, ex=REAP_LOCK_TTL):
+            return
+        try:
+            registry.cleanup()
+        finally:
+            self.queue.release_maintenance_lock()
 
     def wait(self, job_id: str, deadline: float) -> Outcome:
         """Wait until the job has a result or the deadline passes, woken by the result itself."""
@@ -187,7 +214,10 @@ class JobStore:
         if result.type == Result.Type.RETRIED:
             return None
         job = Job(job_id, connection=self.connection, serializer=self.queue.serializer)
-        return Outcome(FAILED, error=str(job.get_meta().get("error") or "the job failed in the worker"))
+        reason = job.get_meta().get("error")
+        if reason is None and any(sign in (result.exc_string or "") for sign in _PROCESS_GONE):
+            reason = INTERRUPTED
+        return Outcome(FAILED, error=str(reason or "the job failed in the worker"))
 
     def _unfinished(self, job_id: str) -> Outcome:
         """Outcome once the wait is over: pending with progress, or what became of the job."""

@@ -39,12 +39,13 @@ class EmbeddedRedis:
     Args:
         directory: Where Redis keeps its append-only file and log.
         appendonly: Keep data across restarts (``make run``); off for throwaway test servers.
+        port: The port to listen on; a free one when 0. A restarted server keeps its port.
     """
 
-    def __init__(self, directory: Path, *, appendonly: bool = True) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = True, port: int = 0) -> None:
         self.directory = directory
         self.appendonly = appendonly
-        self.port = 0
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,13 +55,15 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and wait until it answers PING; returns its URL."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = self.port or free_port()
         command = [
             redis_server_binary(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.directory.resolve()),
             "--appendonly", "yes" if self.appendonly else "no",
+            # As docker-compose.yml runs it: at most one second of writes lost in a crash.
+            "--appendfsync", "everysec",
             "--save", "",
             "--maxmemory-policy", "noeviction",
             "--logfile", "redis.log",
@@ -96,6 +99,12 @@ class EmbeddedRedis:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """End the server at once, as a crash would: no final write of its append-only file."""
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 

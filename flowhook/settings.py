@@ -29,6 +29,7 @@ class Settings:
     result_ttl: int = defaults.RESULT_TTL
     log_level: str = "INFO"
     worker_class: str = defaults.WORKER_CLASS
+    heartbeat_ttl: int = defaults.HEARTBEAT_TTL
     sentinels: str = ""
     sentinel_master: str = defaults.SENTINEL_MASTER
     web_processes: int = defaults.WEB_PROCESSES
@@ -121,6 +122,7 @@ class _SettingsSchema(Schema):
         data_key="FLOWHOOK_LOG_LEVEL", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
     worker_class = fields.String(data_key="FLOWHOOK_WORKER_CLASS", validate=validate.OneOf(["simple", "fork"]))
+    heartbeat_ttl = fields.Integer(data_key="FLOWHOOK_HEARTBEAT_TTL", validate=validate.Range(min=4, max=600))
     sentinels = fields.String(
         data_key="FLOWHOOK_SENTINELS",
         validate=validate.Regexp(r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$", error="must be host:port[,host:port...]"),

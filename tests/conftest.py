@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -110,6 +113,7 @@ class WorkerPool:
     handlers_package: str
     queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     log: Path | None = None
+    settings: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -120,22 +124,31 @@ class WorkerPool:
             "FLOWHOOK_HANDLERS": self.handlers_package,
             "FLOWHOOK_QUEUE": self.queue,
             "PYTHONPATH": str(ROOT),
+            **self.settings,
         }
 
     def start(self, count: int, timeout: float = 30.0) -> None:
-        """Start ``count`` workers and wait until all of them listen on the queue."""
+        """Start ``count`` more workers and wait until each of them listens on the queue."""
         assert self.log is not None
         output = self.log.open("ab")
-        for _ in range(count):
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "workers"], cwd=ROOT, env=self.environment, stdout=output, stderr=output
-                )
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-m", "workers"],
+                cwd=ROOT,
+                env=self.environment,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,  # a process group of its own: see stop()
             )
+            for _ in range(count)
+        ]
+        self.processes.extend(started)
         connection = Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
-        while len(Worker.all(queue=Queue(self.queue, connection=connection))) < len(self.processes):
-            if any(process.poll() is not None for process in self.processes):
+        # Workers are named host.pid: wait for these very processes, not for any registration.
+        expected = {f"{socket.gethostname()}.{process.pid}" for process in started}
+        while not expected <= {worker.name for worker in Worker.all(queue=Queue(self.queue, connection=connection))}:
+            if any(process.poll() is not None for process in started):
                 pytest.fail(f"a worker exited at start; see {self.log}")
             if time.monotonic() > deadline:
                 pytest.fail(f"workers did not start within {timeout} s; see {self.log}")
@@ -143,7 +156,7 @@ class WorkerPool:
         connection.close()
 
     def stop(self) -> None:
-        """Ask every worker to stop (warm shutdown), then make sure it has."""
+        """Ask every worker to stop (warm shutdown), then make sure it and its children have."""
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -152,6 +165,9 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            # A worker a test killed leaves its scheduler process behind; it is in the worker's group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def _pool(redis_url: str, package: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:

@@ -13,9 +13,8 @@ import socket
 import sys
 
 from redis.exceptions import RedisError
-from rq import SimpleWorker, Worker
+from rq import Worker
 from rq.serializers import JSONSerializer
-from rq.worker.base import BaseWorker
 
 from flowhook import defaults
 from flowhook.checks import warn_about_redis
@@ -23,8 +22,9 @@ from flowhook.connection import connect, job_queue
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
 from workers.jobs import registry
+from workers.worker import FlowhookForkWorker, FlowhookSimpleWorker, FlowhookWorker
 
-WORKER_CLASSES: dict[str, type[BaseWorker]] = {"simple": SimpleWorker, "fork": Worker}
+WORKER_CLASSES: dict[str, type[FlowhookWorker]] = {"simple": FlowhookSimpleWorker, "fork": FlowhookForkWorker}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         connection=connection,
         serializer=JSONSerializer,
         maintenance_interval=defaults.MAINTENANCE_INTERVAL,
+        heartbeat_ttl=settings.heartbeat_ttl,
         worker_ttl=defaults.WORKER_TTL,
     )
     logging.getLogger(__name__).info("worker %s serves handlers: %s", worker.name, ", ".join(handlers))

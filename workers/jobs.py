@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -90,4 +91,8 @@ def failure_reason(error: Exception, job: Job) -> str:
 
 def _save_progress(job: Job, value: str) -> None:
     job.meta["progress"] = value
-    job.save_meta()
+    try:
+        job.save_meta()
+    except RedisError as error:
+        # Progress is a nicety for the flow: the work goes on without it while Redis is away.
+        log.warning("job %s: progress not saved: %s", job.id, error)

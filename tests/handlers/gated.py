@@ -19,12 +19,13 @@ class Input(Schema):
 
 
 def handle(call: Call) -> dict[str, Any]:
-    """Count this run, report progress, then wait for ``gate_open`` to be pushed."""
+    """Count this run and note its process, report progress, then wait for ``gate_open`` to be pushed."""
     job = get_current_job()
     assert job is not None
     gate = call.variables["gate"]
     runs = job.connection.incr(f"test:runs:{gate}")
     job.connection.expire(f"test:runs:{gate}", 300)
+    job.connection.set(f"test:pid:{gate}", os.getpid(), ex=300)  # which process to kill
     call.progress("waiting for the gate")
     if job.connection.blpop([f"test:gate:{gate}"], timeout=30) is None:
         raise HandlerError("the gate never opened")

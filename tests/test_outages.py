@@ -1,0 +1,212 @@
+"""The service under gunicorn through Redis outages, a resend storm and a killed web process."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from redis import Redis
+from rq import Queue
+
+from flowhook.dispatch import UNAVAILABLE
+from flowhook.redis_server import EmbeddedRedis, free_port
+from tests.conftest import WorkerPool
+from tests.test_e2e import stop_tree
+from tests.test_scale_out import post, start_web
+from tests.test_worker_path import open_gate, runs
+
+pytestmark = pytest.mark.e2e
+
+Answer = dict[str, str]
+
+
+@dataclass
+class Stack:
+    """Redis of its own, workers and web processes (gunicorn), all separate processes."""
+
+    redis_server: EmbeddedRedis
+    redis: Redis
+    workers: WorkerPool
+    webs: list[tuple[subprocess.Popen[bytes], str]]
+
+    @property
+    def url(self) -> str:
+        return self.webs[0][1]
+
+
+def start_stack(tmp_path: Path, package: str, *, webs: int = 1, appendonly: bool = False, **settings: str) -> Stack:
+    # A fixed port, so that a restarted Redis is where the web processes and workers left it.
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=appendonly, port=free_port())
+    server.start()
+    workers = WorkerPool(server.url, package, log=tmp_path / "workers.log", settings=settings)
+    workers.start(1)
+    environment = {**workers.environment, "WEB_CONCURRENCY": "1"}
+    return Stack(
+        server,
+        Redis.from_url(server.url),
+        workers,
+        [start_web(tmp_path, f"web{number}", environment) for number in range(1, webs + 1)],
+    )
+
+
+def stop_stack(stack: Stack) -> None:
+    for process, _ in stack.webs:
+        stop_tree(process)
+    stack.workers.stop()
+    stack.redis.close()
+    stack.redis_server.stop()
+
+
+@pytest.fixture
+def test_stack(tmp_path: Path) -> Iterator[Stack]:
+    """The test handlers, one worker, one web process."""
+    stack = start_stack(tmp_path, "tests.handlers")
+    yield stack
+    stop_stack(stack)
+
+
+def timed_post(url: str, handler: str, instance: str, variables: dict[str, str]) -> tuple[dict[str, str], float]:
+    started = time.monotonic()
+    answer = post(url, handler, instance, variables)
+    return answer, time.monotonic() - started
+
+
+def poll_until_over(
+    url: str, handler: str, instance: str, answer: dict[str, str], within: float = 30
+) -> dict[str, str]:
+    """Poll as the flow's loop does until the answer is no longer pending."""
+    deadline = time.monotonic() + within
+    while answer[f"{handler}_status"] == "pending":
+        assert time.monotonic() < deadline, f"still pending after {within:g} s: {answer}"
+        answer = post(url, handler, instance, answer)
+    return answer
+
+
+def test_without_redis_calls_fail_fast_and_the_service_resumes_when_it_returns(test_stack: Stack) -> None:
+    url = test_stack.url
+    pending = post(url, "gated", "outage-1", {"gate": "outage"})
+    assert pending["gated_status"] == "pending"
+    test_stack.redis_server.stop()
+
+    answer, took = timed_post(url, "kept", "outage-2", {})
+    assert (answer["kept_status"], answer["kept_error"]) == ("failed", UNAVAILABLE)
+    assert took < 1.0
+    poll, took = timed_post(url, "gated", "outage-1", {"gate": "outage", **pending})
+    assert (poll["gated_status"], poll["gated_error"]) == ("failed", UNAVAILABLE)
+    assert took < 1.0
+    # A `web` handler needs no Redis: it still answers.
+    assert post(url, "quick", "outage-3", {})["quick_status"] == "done"
+    ready = requests.get(f"{url}/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert ready.json()["missing"] == ["redis"]
+
+    test_stack.redis_server.start()  # same port, nothing kept: a new, empty Redis
+    deadline = time.monotonic() + 30
+    while (answer := post(url, "kept", "outage-2", {}))["kept_status"] != "done":
+        assert time.monotonic() < deadline, f"no recovery: {answer}"
+        time.sleep(0.2)
+    assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+
+
+def test_queued_and_running_jobs_survive_a_redis_restart_with_its_append_only_file(tmp_path: Path) -> None:
+    stack = start_stack(tmp_path, "handlers", appendonly=True, FLOWHOOK_BUDGET="1")
+    try:
+        seconds = {"restart-1": "5", "restart-2": "1", "restart-3": "1"}
+        pending = {instance: post(stack.url, "sleep", instance, {"seconds": s}) for instance, s in seconds.items()}
+        assert {answer["sleep_status"] for answer in pending.values()} == {"pending"}
+        assert Queue(stack.workers.queue, connection=stack.redis).count == 2  # the one worker is busy
+
+        stack.redis_server.stop()  # as `docker compose restart redis` would: SIGTERM
+        stack.redis_server.start()
+
+        for instance, answer in pending.items():
+            done = poll_until_over(stack.url, "sleep", instance, answer)
+            assert done["sleep_status"] == "done", done
+            assert done["slept"] == seconds[instance]
+    finally:
+        stop_stack(stack)
+
+
+def test_a_resend_storm_runs_the_work_once(test_stack: Stack) -> None:
+    gate = uuid.uuid4().hex
+    together = threading.Barrier(50)
+
+    def resend(_: int) -> dict[str, str]:
+        together.wait()
+        return post(test_stack.url, "gated", "storm", {"gate": gate})
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(resend, range(50)))
+    assert {answer["gated_status"] for answer in answers} == {"pending"}
+    job_ids = {answer["gated_job"] for answer in answers}
+    assert len(job_ids) == 1
+    open_gate(test_stack.redis, gate)
+    done = poll_until_over(test_stack.url, "gated", "storm", {"gate": gate, **answers[0]})
+    assert done["gated_status"] == "done"
+    assert done["key"] in job_ids
+    assert runs(test_stack.redis, gate) == 1
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL gunicorn's master and its workers at once: calls in flight get no answer."""
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for member in tree:
+        member.kill()
+    psutil.wait_procs(tree, timeout=10)
+
+
+def test_calls_waiting_on_a_killed_web_process_are_picked_up_through_another(tmp_path: Path) -> None:
+    # A long budget: the calls are still waiting when their web process is killed.
+    stack = start_stack(tmp_path, "tests.handlers", webs=2, FLOWHOOK_BUDGET="3")
+    (doomed, _), (_, survivor) = stack.webs
+    gates = [uuid.uuid4().hex for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(len(gates)) as pool:
+            calls = [pool.submit(post, stack.webs[0][1], "waiting", f"killed-{gate}", {"gate": gate}) for gate in gates]
+            queue = Queue(stack.workers.queue, connection=stack.redis)
+            deadline = time.monotonic() + 10
+            while queue.count + queue.started_job_registry.count < len(gates):
+                assert time.monotonic() < deadline, "the calls did not start their jobs"
+                time.sleep(0.05)
+            kill_tree(doomed)
+            for call in calls:
+                with pytest.raises(requests.ConnectionError):
+                    call.result()
+
+        # LoyJoy resends the same call; it finds the job the dead process started.
+        with ThreadPoolExecutor(len(gates)) as pool:
+            resent = list(pool.map(lambda gate: post(survivor, "waiting", f"killed-{gate}", {"gate": gate}), gates))
+        assert {answer["waiting_status"] for answer in resent} == {"pending"}
+        for gate in gates:
+            open_gate(stack.redis, gate)
+        for gate, answer in zip(gates, resent, strict=True):
+            done = poll_until_over(survivor, "waiting", f"killed-{gate}", {"gate": gate, **answer})
+            assert done["waiting_status"] == "done"
+            assert runs(stack.redis, gate) == 1
+    finally:
+        stop_stack(stack)
+
+
+def test_a_web_handlers_hand_off_outlives_the_web_process_that_made_it(tmp_path: Path) -> None:
+    stack = start_stack(tmp_path, "tests.handlers", webs=2)
+    (doomed, first), (_, survivor) = stack.webs
+    case = uuid.uuid4().hex
+    try:
+        pending = post(first, "inline_overrun", "handoff", {"case": case, "gate": "true"})
+        assert pending["inline_overrun_status"] == "pending"
+        kill_tree(doomed)
+        stack.redis.rpush(f"test:gate:{case}", "open")
+        done = poll_until_over(survivor, "inline_overrun", "handoff", {"case": case, "gate": "true", **pending})
+        assert done["inline_overrun_status"] == "done"
+        assert done["ran_in"] == "worker"
+    finally:
+        stop_stack(stack)

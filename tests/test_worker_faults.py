@@ -1,0 +1,168 @@
+"""Workers that die or overrun: every call still ends in an answer the flow can branch on."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from redis import Redis
+
+from app import create_app
+from flowhook.jobs import INTERRUPTED
+from tests.conftest import CallFunction, WorkerPool, caller
+from tests.test_worker_path import open_gate, runs
+
+# How soon the flow's poll must learn that a dead worker's job is over.
+WITHIN = 60.0
+# A short job heartbeat, so that the tests of other faults than the headline one run in seconds.
+SHORT_HEARTBEAT = {"FLOWHOOK_HEARTBEAT_TTL": "4"}
+
+StartWorkers = Callable[..., WorkerPool]
+
+
+@pytest.fixture
+def start_workers(redis_url: str, tmp_path: Path) -> Iterator[StartWorkers]:
+    """Start workers of the test handlers on a queue of their own, with extra settings."""
+    pools: list[WorkerPool] = []
+
+    def start(count: int = 1, **settings: str) -> WorkerPool:
+        pool = WorkerPool(redis_url, "tests.handlers", log=tmp_path / f"workers-{len(pools)}.log", settings=settings)
+        pools.append(pool)
+        pool.start(count)
+        return pool
+
+    yield start
+    for pool in pools:
+        pool.stop()
+
+
+def flow(redis_url: str, pool: WorkerPool) -> CallFunction:
+    """A conversation of its own with the web app serving ``pool``'s queue."""
+    app = create_app(
+        {"TESTING": True, "REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.handlers", "FLOWHOOK_QUEUE": pool.queue}
+    )
+    return caller(app.test_client(), f"conv-{uuid.uuid4().hex}")
+
+
+def poll_until_over(call: CallFunction, handler: str, variables: dict[str, str], answer: dict[str, str]) -> float:
+    """Poll as the flow's loop does until the answer is no longer pending; returns the seconds it took."""
+    started = time.monotonic()
+    while answer[f"{handler}_status"] == "pending":
+        assert time.monotonic() - started < WITHIN, f"still pending after {WITHIN:g} s: {answer}"
+        answer = call(handler, {**variables, **answer})
+    variables.update(answer)
+    return time.monotonic() - started
+
+
+def process_of(redis: Redis, gate: str) -> int:
+    """The process running the `gated` job of ``gate``, once it has started."""
+    deadline = time.monotonic() + 10
+    while (pid := redis.get(f"test:pid:{gate}")) is None:
+        assert time.monotonic() < deadline, "the gated job did not start"
+        time.sleep(0.05)
+    return int(pid)
+
+
+def kill_with_children(pid: int) -> None:
+    """SIGKILL a process and its children (a worker's scheduler and work horse), as a crash would."""
+    process = psutil.Process(pid)
+    for victim in [process, *process.children(recursive=True)]:
+        victim.kill()
+    psutil.wait_procs([process], timeout=10)
+
+
+def test_a_killed_workers_job_is_answered_interrupted_within_a_minute(
+    start_workers: StartWorkers, redis_url: str, redis: Redis
+) -> None:
+    pool = start_workers(1)  # the default heartbeat, as deployed; no other worker to notice
+    call = flow(redis_url, pool)
+    variables = {"gate": uuid.uuid4().hex}
+    answer = call("gated", variables)
+    assert answer["gated_status"] == "pending"
+    kill_with_children(process_of(redis, variables["gate"]))
+
+    took = poll_until_over(call, "gated", variables, answer)
+    assert variables["gated_status"] == "failed"
+    assert variables["gated_error"] == INTERRUPTED
+    assert took < WITHIN
+    assert runs(redis, variables["gate"]) == 1
+
+
+def test_a_killed_workers_job_runs_again_when_its_handler_allows_a_retry(
+    start_workers: StartWorkers, redis_url: str, redis: Redis
+) -> None:
+    pool = start_workers(1, **SHORT_HEARTBEAT)
+    call = flow(redis_url, pool)
+    gate = uuid.uuid4().hex
+    first = call("gated_retried", {"gate": gate})
+    kill_with_children(process_of(redis, gate))
+    pool.start(1)  # the replacement a supervisor would start
+
+    deadline = time.monotonic() + WITHIN
+    answer = first
+    while runs(redis, gate) < 2:
+        assert time.monotonic() < deadline, "the job did not run again"
+        answer = call("gated_retried", {"gate": gate, **answer})
+        assert answer["gated_retried_status"] == "pending", answer
+    open_gate(redis, gate)
+    variables = {"gate": gate}
+    poll_until_over(call, "gated_retried", variables, answer)
+    assert variables["gated_retried_status"] == "done"
+    assert variables["runs"] == "2"
+    assert variables["key"] == first["gated_retried_job"]  # the same job, run again
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_handler_that_ends_its_process_is_answered_interrupted(
+    start_workers: StartWorkers, redis_url: str, worker_class: str
+) -> None:
+    pool = start_workers(1, FLOWHOOK_WORKER_CLASS=worker_class, **SHORT_HEARTBEAT)
+    call = flow(redis_url, pool)
+    variables: dict[str, str] = {}
+    poll_until_over(call, "dying", variables, call("dying"))
+    assert variables["dying_status"] == "failed"
+    assert variables["dying_error"] == INTERRUPTED
+
+
+def test_a_fork_workers_job_is_answered_interrupted_when_worker_and_work_horse_are_killed(
+    start_workers: StartWorkers, redis_url: str, redis: Redis
+) -> None:
+    pool = start_workers(1, FLOWHOOK_WORKER_CLASS="fork", **SHORT_HEARTBEAT)
+    call = flow(redis_url, pool)
+    variables = {"gate": uuid.uuid4().hex}
+    answer = call("gated", variables)
+    work_horse = process_of(redis, variables["gate"])
+    assert work_horse != pool.processes[0].pid
+    kill_with_children(pool.processes[0].pid)
+
+    poll_until_over(call, "gated", variables, answer)
+    assert variables["gated_status"] == "failed"
+    assert variables["gated_error"] == INTERRUPTED
+
+
+def test_a_fork_workers_job_over_its_timeout_fails_with_the_reason(start_workers: StartWorkers, redis_url: str) -> None:
+    pool = start_workers(1, FLOWHOOK_WORKER_CLASS="fork")
+    call = flow(redis_url, pool)
+    variables: dict[str, str] = {}
+    poll_until_over(call, "overrun", variables, call("overrun"))
+    assert variables["overrun_status"] == "failed"
+    assert variables["overrun_error"] == "the work took longer than its 1 s limit"
+
+
+def test_with_no_poll_a_live_worker_reaps_a_dead_workers_job(
+    start_workers: StartWorkers, redis_url: str, redis: Redis
+) -> None:
+    pool = start_workers(2, **SHORT_HEARTBEAT)
+    call = flow(redis_url, pool)
+    gate = uuid.uuid4().hex
+    job_id = call("gated", {"gate": gate})["gated_job"]
+    kill_with_children(process_of(redis, gate))
+    # Nobody polls: the surviving worker's registry maintenance ends the job all the same.
+    deadline = time.monotonic() + WITHIN
+    while redis.hget(f"rq:job:{job_id}", "status") != b"failed":
+        assert time.monotonic() < deadline, "the dead worker's job was not reaped"
+        time.sleep(0.2)

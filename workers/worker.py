@@ -1,0 +1,154 @@
+"""RQ's workers, with a heartbeat short enough that a dead worker's job is answered within a minute.
+
+RQ marks a job abandoned when its entry in the started-job registry expires, and a simple
+worker (which runs the job in its own process) renews that entry only between jobs: its TTL
+has to be the job's whole timeout plus a minute. Here a thread renews it every
+quarter of ``FLOWHOOK_HEARTBEAT_TTL`` while the job runs, so the TTL can be that setting: a
+killed worker's job expires that long after its last heartbeat, and RQ's own registry
+cleanup (run by any worker's maintenance, or by the web app when the flow polls) answers it
+``failed`` or runs it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from redis.client import Pipeline
+from redis.exceptions import RedisError
+from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker.base import BaseWorker
+
+from flowhook import defaults
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews a running job's registry entry from a thread, until the job ends or overstays.
+
+    A job stuck past its timeout (the timeout signal cannot interrupt a call stuck in C code)
+    gets no more heartbeats, so it is reaped as abandoned like a dead worker's.
+
+    Args:
+        worker: The worker running the job.
+        job: The job.
+    """
+
+    def __init__(self, worker: FlowhookSimpleWorker, job: Job) -> None:
+        self.worker = worker
+        self.job = job
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job.id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        give_up_at = time.monotonic() + (self.job.timeout or defaults.JOB_TIMEOUT) + self.worker.heartbeat_ttl
+        while not self.stopped.wait(self.worker.job_monitoring_interval):
+            if time.monotonic() > give_up_at:
+                log.error("job %s overstayed its timeout; no more heartbeats, it will be reaped", self.job.id)
+                return
+            try:
+                self.worker.maintain_heartbeats(self.job)
+            except RedisError as error:
+                # The entry outlives a few missed beats: Redis may be back before it expires.
+                log.warning("heartbeat for job %s missed: %s", self.job.id, error)
+
+
+class FlowhookWorker(BaseWorker):
+    """What Flowhook adds to RQ's workers: a short job heartbeat, and patience when Redis is away.
+
+    Args:
+        heartbeat_ttl: How long a running job's registry entry lives without a heartbeat; it is
+            renewed every quarter of that.
+    """
+
+    def __init__(self, *args: Any, heartbeat_ttl: int = defaults.HEARTBEAT_TTL, **kwargs: Any) -> None:
+        self.heartbeat_ttl = heartbeat_ttl
+        # RQ's fork worker beats for its work horse at this interval; the simple worker's
+        # Heartbeat thread uses the same.
+        kwargs["job_monitoring_interval"] = max(1, heartbeat_ttl // 4)
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        """How long a job's registry entry lives without a heartbeat."""
+        return self.heartbeat_ttl
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """The worker's own heartbeat; a missed one is logged, not fatal.
+
+        It also signs the worker in again if Redis lost its record (restarted without its data,
+        or away past the worker's TTL): else a live worker is missing from ``/readyz`` and
+        ``--check``. Pipelined, this costs no more round trips than RQ's heartbeat alone.
+        """
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        try:
+            with self.connection.pipeline(transaction=False) as beat:
+                beat.hexists(self.key, "birth")
+                super().heartbeat(timeout, beat)
+                registered = beat.execute()[0]
+            if not registered:
+                self.log.warning("Redis had forgotten worker %s: registering it again", self.name)
+                self.connection.delete(self.key)  # the record the heartbeat just began
+                self.register_birth()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+        except RedisError as error:
+            self.log.warning("worker heartbeat missed: %s", error)
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance; tried again at the next chance when Redis is away."""
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+        except RedisError as error:
+            self.log.warning("registry maintenance skipped: %s", error)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's suspension check; skipped when Redis is away."""
+        try:
+            super().check_for_suspension(burst)
+        except RedisError as error:
+            self.log.warning("suspension check skipped: %s", error)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """RQ's wait for the next job, tried again every second while Redis is away."""
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except RedisError as error:
+                self.log.warning("waiting for Redis: %s", error)
+                time.sleep(1)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run a job; if Redis fails while its outcome is written, the job is reaped as interrupted."""
+        try:
+            super().execute_job(job, queue)
+        except RedisError as error:
+            self.log.error("job %s: its outcome could not be written to Redis: %s", job.id, error)
+
+
+class FlowhookSimpleWorker(FlowhookWorker, SimpleWorker):
+    """Runs each job in the worker process, with a heartbeat thread beside it."""
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        """RQ's ``perform_job``, with the job's heartbeat running until its outcome is written."""
+        with Heartbeat(self, job):
+            return bool(super().perform_job(job, queue))
+
+
+class FlowhookForkWorker(FlowhookWorker, Worker):
+    """Runs each job in a forked work horse; the worker beats for it while it waits."""
