@@ -11,10 +11,12 @@ cleanup (run by any worker's maintenance, or by the web app when the flow polls)
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import threading
 import time
-from types import TracebackType
+from collections.abc import Iterator
 from typing import Any
 
 from redis.client import Pipeline
@@ -30,43 +32,51 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Renews a running job's registry entry from a thread, until the job ends or overstays.
+    """A thread of the worker's own that renews the running job's registry entry.
 
-    A job stuck past its timeout (the timeout signal cannot interrupt a call stuck in C code)
-    gets no more heartbeats, so it is reaped as abandoned like a dead worker's.
+    One thread for the worker's life: starting one per job would cost more than a short job
+    takes. A job stuck past its timeout (the timeout signal cannot interrupt a call stuck in C
+    code) gets no more heartbeats, so it is reaped as abandoned like a dead worker's.
 
     Args:
-        worker: The worker running the job.
-        job: The job.
+        worker: The worker whose jobs it beats for.
     """
 
-    def __init__(self, worker: FlowhookSimpleWorker, job: Job) -> None:
+    def __init__(self, worker: FlowhookSimpleWorker) -> None:
         self.worker = worker
-        self.job = job
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{job.id}", daemon=True)
+        # Held while beating, so that no beat for a job goes out once ``running`` has returned.
+        self.lock = threading.Lock()
+        self.job: Job | None = None
+        self.give_up_at = 0.0
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
 
-    def __enter__(self) -> Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stopped.set()
-        self.thread.join()
+    @contextlib.contextmanager
+    def running(self, job: Job) -> Iterator[None]:
+        """Beat for ``job`` while the block runs."""
+        with self.lock:
+            self.job = job
+            self.give_up_at = time.monotonic() + (job.timeout or defaults.JOB_TIMEOUT) + self.worker.heartbeat_ttl
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.job = None
 
     def _beat(self) -> None:
-        give_up_at = time.monotonic() + (self.job.timeout or defaults.JOB_TIMEOUT) + self.worker.heartbeat_ttl
-        while not self.stopped.wait(self.worker.job_monitoring_interval):
-            if time.monotonic() > give_up_at:
-                log.error("job %s overstayed its timeout; no more heartbeats, it will be reaped", self.job.id)
-                return
-            try:
-                self.worker.maintain_heartbeats(self.job)
-            except RedisError as error:
-                # The entry outlives a few missed beats: Redis may be back before it expires.
-                log.warning("heartbeat for job %s missed: %s", self.job.id, error)
+        while True:
+            time.sleep(self.worker.job_monitoring_interval)
+            with self.lock:
+                if self.job is None:
+                    continue
+                if time.monotonic() > self.give_up_at:
+                    log.error("job %s overstayed its timeout; no more heartbeats, it will be reaped", self.job.id)
+                    self.job = None
+                    continue
+                try:
+                    self.worker.maintain_heartbeats(self.job)
+                except RedisError as error:
+                    # The entry outlives a few missed beats: Redis may be back before it expires.
+                    log.warning("heartbeat for job %s missed: %s", self.job.id, error)
 
 
 class FlowhookWorker(BaseWorker):
@@ -144,9 +154,13 @@ class FlowhookWorker(BaseWorker):
 class FlowhookSimpleWorker(FlowhookWorker, SimpleWorker):
     """Runs each job in the worker process, with a heartbeat thread beside it."""
 
+    @functools.cached_property
+    def job_heartbeat(self) -> Heartbeat:
+        return Heartbeat(self)
+
     def perform_job(self, job: Job, queue: Queue) -> bool:
         """RQ's ``perform_job``, with the job's heartbeat running until its outcome is written."""
-        with Heartbeat(self, job):
+        with self.job_heartbeat.running(job):
             return bool(super().perform_job(job, queue))
 
 
