@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     manager = Manager()
     manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app", env=environment)
     for number in range(1, args.workers + 1):
-        manager.add_process(f"worker.{number}", f"{sys.executable} -m workers", env=environment)
+        # Started again if it dies, as docker-compose.yml's `restart: unless-stopped` does.
+        manager.add_process(
+            f"worker.{number}", f"{sys.executable} -m flowhook.respawn {sys.executable} -m workers", env=environment
+        )
     try:
         manager.loop()
     finally:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 import requests
 
+from flowhook.jobs import INTERRUPTED
 from flowhook.redis_server import free_port
 from tests.conftest import ROOT
 
@@ -115,6 +116,25 @@ def test_ctrl_c_stops_everything_and_keeps_redis_data(service: Service) -> None:
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"left running: {alive}"
     assert (service.data_dir / "appendonly.aof").exists()
+
+
+def test_make_run_starts_a_worker_again_when_a_handler_ends_its_process(tmp_path: Path) -> None:
+    settings = {"FLOWHOOK_HANDLERS": "tests.handlers", "FLOWHOOK_HEARTBEAT_TTL": "4"}
+    with running_service(tmp_path, **settings) as service:  # one worker
+        answer = service.call("dying", {})
+        deadline = time.monotonic() + 60
+        while answer["dying_status"] == "pending":
+            assert time.monotonic() < deadline, answer
+            answer = service.call("dying", answer)
+        assert (answer["dying_status"], answer["dying_error"]) == ("failed", INTERRUPTED)
+        wait_for_log(service.log, "starting it again")
+        assert service.call("kept", {})["kept_status"] == "done"  # the worker started again serves
+        # Nothing the dead worker left behind (its scheduler process) keeps Ctrl-C from ending it all.
+        children = psutil.Process(service.process.pid).children(recursive=True)
+        service.process.send_signal(signal.SIGINT)
+        assert service.process.wait(timeout=30) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"left running: {alive}"
 
 
 def flask_cli(*arguments: str, **settings: str) -> subprocess.CompletedProcess[str]:
