@@ -45,9 +45,9 @@ def connect(settings: Settings) -> Redis:
         # Every call waiting on its budget holds a connection, two for a moment while it starts a
         # job; redis-py's default of 100 would fail calls under load long before gevent's limit.
         "max_connections": 2 * settings.web_connections + 16,
-        # Fail fast when Redis is down, but let a long-poll block for a whole budget.
-        "socket_connect_timeout": 1.0,
-        "socket_timeout": defaults.MAX_BUDGET + 5,
+        # Fail fast when Redis is down or hangs; long-polls block in shorter slices (jobs.py).
+        "socket_connect_timeout": defaults.REDIS_TIMEOUT,
+        "socket_timeout": defaults.REDIS_TIMEOUT,
         "health_check_interval": 30,
     }
     if not settings.sentinels:

@@ -8,6 +8,10 @@ MAX_BUDGET = 15.0
 BUDGET = 5.0
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# Longest wait (seconds) for Redis to answer one command: a Redis that hangs (paused, or packets
+# dropped on the way) makes calls answer `failed` after this, not after LoyJoy has given up.
+# Commands take well under a millisecond; a long-poll blocks in slices shorter than this.
+REDIS_TIMEOUT = 0.8
 # The name Redis Sentinel knows the master by, when FLOWHOOK_SENTINELS is set.
 SENTINEL_MASTER = "mymaster"
 QUEUE_NAME = "flowhook"

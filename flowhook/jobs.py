@@ -20,7 +20,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 
-from flowhook import keys
+from flowhook import defaults, keys
 from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
 from flowhook.registry import Handler
 
@@ -36,6 +36,8 @@ INTERRUPTED = "the work was interrupted (its worker stopped); start again"
 _PROCESS_GONE = ("AbandonedJobError", "Work-horse terminated unexpectedly", "stuck in intermediate queue")
 # Seconds the web app holds RQ's registry maintenance lock at most, should it die while reaping.
 REAP_LOCK_TTL = 30
+# Longest single XREAD BLOCK of a long-poll (seconds): well inside the socket timeout.
+WAIT_SLICE = defaults.REDIS_TIMEOUT / 2
 
 
 def new_job_id() -> str:
@@ -191,12 +193,14 @@ class JobStore:
         stream = Result.get_key(job_id)
         last_seen = "0-0"
         while (remaining := deadline - time.monotonic()) > 0:
+            # Block in slices shorter than the socket timeout, which catches a Redis that hangs.
+            block = min(remaining, WAIT_SLICE)
             response = cast(
                 list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
-                self.connection.xread({stream: last_seen}, block=max(1, int(remaining * 1000))),
+                self.connection.xread({stream: last_seen}, block=max(1, int(block * 1000))),
             )
             if not response:
-                break
+                continue
             for result_id, payload in response[0][1]:
                 last_seen = result_id.decode()
                 result = Result.restore(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -115,6 +116,22 @@ def test_without_redis_calls_fail_fast_and_the_service_resumes_when_it_returns(t
         assert time.monotonic() < deadline, f"no recovery: {answer}"
         time.sleep(0.2)
     assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+
+
+def test_a_redis_that_hangs_fails_calls_within_a_second_too(test_stack: Stack) -> None:
+    url = test_stack.url
+    assert post(url, "kept", "hang-1", {})["kept_status"] == "done"  # the pool's connections are open
+    redis_process = test_stack.redis_server.process
+    assert redis_process is not None
+    redis_process.send_signal(signal.SIGSTOP)  # a paused Redis: connections open, no answers
+    try:
+        answer, took = timed_post(url, "kept", "hang-2", {})
+        assert (answer["kept_status"], answer["kept_error"]) == ("failed", UNAVAILABLE)
+        assert took < 1.0
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
+    finally:
+        redis_process.send_signal(signal.SIGCONT)
+    assert post(url, "kept", "hang-3", {})["kept_status"] == "done"
 
 
 def test_queued_and_running_jobs_survive_a_redis_restart_with_its_append_only_file(tmp_path: Path) -> None:
