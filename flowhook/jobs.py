@@ -17,6 +17,7 @@ from redis.commands.core import Script
 from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.results import Result
 
@@ -57,7 +58,10 @@ def fingerprint_of(handler: Handler, process_instance_id: str, inputs: Mapping[s
 
 
 # Delete the dedupe entry only if it still names this job: never another call's newer entry.
+# Also delete RQ's intermediate-queue mark of the job, which RQ's maintenance writes (to live a
+# day) when it runs just as a worker has taken the job off the queue and not yet started it.
 _RELEASE = """
+redis.call('DEL', KEYS[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
@@ -75,7 +79,8 @@ def release(job: Job) -> None:
     """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew."""
     dedupe_key = job.meta.get("dedupe")
     if dedupe_key:
-        _release_script(job.connection)(keys=[dedupe_key], args=[job.id])
+        intermediate = IntermediateQueue(f"{Queue.redis_queue_namespace_prefix}{job.origin}", job.connection)
+        _release_script(job.connection)(keys=[dedupe_key, intermediate.get_first_seen_key(job.id)], args=[job.id])
 
 
 class JobStore:

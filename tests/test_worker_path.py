@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
+from rq.intermediate_queue import IntermediateQueue
 
 from tests.conftest import CallFunction, caller
 
@@ -95,6 +97,17 @@ def test_nothing_of_a_done_call_outlives_its_result(call: CallFunction, redis: R
     assert answer["key"].encode() not in [redis.get(key) for key in redis.keys("flowhook:dedupe:*")]
     for key in (f"rq:job:{answer['key']}", f"rq:results:{answer['key']}"):
         assert 0 < redis.ttl(key) <= 3600
+
+
+def test_a_done_job_leaves_no_mark_of_rq_maintenance_behind(call: CallFunction, redis: Redis, app: Flask) -> None:
+    pending = call("gated", {"gate": "g12"})
+    # As RQ's maintenance marks a job it sees between the queue and its start (kept for a day).
+    queue_key = f"rq:queue:{app.config['FLOWHOOK_SETTINGS'].queue_name}"
+    mark = IntermediateQueue(queue_key, redis).get_first_seen_key(pending["gated_job"])
+    redis.set(mark, "1", ex=86400)
+    open_gate(redis, "g12")
+    assert call("gated", {"gate": "g12", **pending})["gated_status"] == "done"
+    assert not redis.exists(mark)
 
 
 def test_a_resent_call_attaches_to_the_running_job(call: CallFunction, redis: Redis) -> None:
