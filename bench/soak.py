@@ -77,10 +77,13 @@ class Conversation:
         self.random = random.Random(seed)  # noqa: S311 - a repeatable mix of calls, not a secret
         self.session = requests.Session()
 
-    def post(self, handler: str, instance: str, variables: dict[str, str]) -> dict[str, str]:
+    def post(
+        self, handler: str, instance: str, variables: dict[str, str], client: requests.Session | None = None
+    ) -> dict[str, str]:
+        """One WebService call, on this conversation's connection unless ``client`` is given."""
         self.tally.add(requests=1)
         body = {"process_instance_id": instance, "variables": variables}
-        response = self.session.post(f"{self.url}/webservice/{handler}", json=body, timeout=25)
+        response = (client or self.session).post(f"{self.url}/webservice/{handler}", json=body, timeout=25)
         response.raise_for_status()
         answer: dict[str, str] = response.json()["data"]["variables"]
         return answer
@@ -114,8 +117,13 @@ class Conversation:
             with self.tally.lock:
                 self.tally.executed.add(number)
         if kind == "resent":
+
+            def resend(_: int) -> dict[str, str]:
+                with requests.Session() as fresh:  # a resend arrives on a connection of its own
+                    return self.post(handler, instance, variables, fresh)
+
             with ThreadPoolExecutor(2) as pair:
-                first, second = pair.map(lambda _: self._post_fresh(handler, instance, variables), range(2))
+                first, second = pair.map(resend, range(2))
             if first[f"{handler}_job"] != second[f"{handler}_job"]:
                 self._unexpected(f"resent {number}: two jobs {first} {second}")
             answer = first
@@ -134,15 +142,6 @@ class Conversation:
         if kind == "fast":
             return "fast", {"number": number, "count": "1"}
         return kind, {"number": number}
-
-    def _post_fresh(self, handler: str, instance: str, variables: dict[str, str]) -> dict[str, str]:
-        """A resend arrives on a connection of its own."""
-        self.tally.add(requests=1)
-        body = {"process_instance_id": instance, "variables": variables}
-        response = requests.post(f"{self.url}/webservice/{handler}", json=body, timeout=25)
-        response.raise_for_status()
-        answer: dict[str, str] = response.json()["data"]["variables"]
-        return answer
 
     def _unexpected(self, what: str) -> None:
         with self.tally.lock:
