@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flowhook import cli, errors, health, openapi, ratelimit, webservice
-from flowhook.connection import connect, job_queue
+from flowhook.connection import connect
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
 from flowhook.inline import runner_for_this_process
@@ -35,7 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
         app.config.from_mapping(test_config)
 
     registry = registry if registry is not None else discover(settings)
-    store = JobStore(job_queue(settings, connect(settings)), queue_ttl=settings.queue_ttl)
+    store = JobStore(connect(settings), settings)
     # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
     inline = runner_for_this_process(size=2 * settings.web_connections)
     errors.init_app(app)

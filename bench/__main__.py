@@ -42,14 +42,18 @@ def main(argv: list[str] | None = None) -> int:
             results = report.Results(plan=plan, settings=settings, workers=workers, smoke=args.smoke)
             results.web = scenarios.web_path(stack, plan)
             print(report.throughput_table(results.web), flush=True)
-            # The full run measures the other worker class too, for the trade-off in the docs.
-            others = () if args.smoke else tuple({"simple", "fork"} - {settings.worker_class})
+            # The full run measures the other worker classes too, for the trade-offs in the docs.
+            others = () if args.smoke else tuple(sorted({"pool", "simple", "fork"} - {settings.worker_class}))
             for worker_class in (settings.worker_class, *others):
                 results.worker[worker_class] = scenarios.worker_path(stack, plan, worker_class, workers)
                 print(report.throughput_table(results.worker[worker_class]), flush=True)
             stack.stop("web")
             results.wake_up = scenarios.poll_wake_up(stack, plan)
             results.curve = scenarios.concurrency_curve(stack, plan, workers)
+            results.slow = scenarios.slow_back_end(stack, plan, workers)
+            print(report.slow_back_end_text(results.slow), flush=True)
+            results.in_flight = scenarios.jobs_in_flight(stack, plan)
+            print(report.in_flight_text(results.in_flight), flush=True)
             results.costs = scenarios.redis_cost(stack, plan, workers)
             results.retention = scenarios.retention(stack, plan, workers)
             results.redis_version = str(stack.redis.info("server")["redis_version"])

@@ -13,7 +13,7 @@ from flask import Flask, request
 
 from bench.jobs import noop
 from bench.load import loyjoy_body
-from flowhook.connection import connect, job_queue
+from flowhook.connection import connect, handler_queue
 from flowhook.settings import Settings
 
 
@@ -43,7 +43,8 @@ def create_raw_rq() -> Flask:
     """A minimal Flask view that enqueues a trivial job and blocks on its result: RQ's own cost."""
     app = Flask(__name__)
     settings = Settings.from_env(os.environ)
-    queue = job_queue(settings, connect(settings))
+    # The queue of a bench handler: Flowhook's workers serve it, and run any job function they are given.
+    queue = handler_queue(settings, connect(settings), "echo_worker")
     answers = {name: fixed_answer(name) for name in ("echo_web", "echo_worker")}
 
     @app.post("/webservice/<name>")

@@ -21,6 +21,11 @@ from bench.guard import Guarded, guarded
 from bench.load import LoadResult, loyjoy_body, run_load
 from bench.stack import Stack
 from flowhook import defaults
+from flowhook.connection import handler_queue
+from flowhook.contract import Envelope
+from flowhook.jobs import JobStore
+from flowhook.registry import discover
+from flowhook.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,13 @@ class Plan:
     cost_seconds: float
     memory_calls: int
     retention_wait: float
+    slow_conversations: int
+    slow_delay: float
+    in_flight: tuple[int, ...]
 
 
-FULL = Plan(5, 6.0, 2.0, 16, (16, 64, 200, 500), 15.0, 50, 5.0, 100_000, 240.0)
-SMOKE = Plan(1, 1.0, 0.0, 4, (4,), 1.0, 2, 1.0, 200, 2.0)
+FULL = Plan(5, 6.0, 2.0, 16, (16, 64, 200, 500), 15.0, 50, 5.0, 100_000, 240.0, 100, 8.0, (100, 1000))
+SMOKE = Plan(1, 1.0, 0.0, 4, (4,), 1.0, 2, 1.0, 200, 2.0, 3, 1.0, (3,))
 
 
 @dataclass
@@ -199,7 +207,7 @@ def concurrency_curve(stack: Stack, plan: Plan, workers: int) -> list[CurvePoint
     io_url = stack.start_slow_api(delay=1.0)
     base = stack.start_web("web_io", "wsgi:app", BENCH_IO_URL=io_url)
     stack.start_workers(workers, BENCH_IO_URL=io_url)
-    queue = Queue(stack.environment.get("FLOWHOOK_QUEUE", "flowhook"), connection=stack.redis)
+    queue = handler_queue(Settings.from_env(stack.environment), stack.redis, "io_worker")
     points = []
     try:
         for mode in ("web", "worker"):
@@ -354,3 +362,109 @@ def retention(stack: Stack, plan: Plan, workers: int, result_ttl: int = 10) -> R
     finally:
         stack.stop("web_retention")
         stack.stop("workers")
+
+
+@dataclass(frozen=True)
+class SlowBackEnd:
+    """Scenario 6: conversations whose back end takes longer than the budget, polled as a flow does."""
+
+    conversations: int
+    delay: float
+    direct_s: list[float]  # each direct request to the back end, all at once: the physical floor
+    done_after_s: list[float]  # each conversation, from its first call to its `done`
+    calls: list[int]  # calls each conversation made, the first included
+    not_done: int
+
+    @property
+    def last_direct(self) -> float:
+        return max(self.direct_s)
+
+    @property
+    def median_done(self) -> float:
+        return statistics.median(self.done_after_s)
+
+    @property
+    def last_done(self) -> float:
+        return max(self.done_after_s)
+
+
+def _direct(url: str) -> float:
+    started = time.monotonic()
+    requests.get(url, timeout=60)
+    return time.monotonic() - started
+
+
+def _conversation(url: str, gap: float) -> tuple[float, int, str]:
+    """Call, then call again ``gap`` s after each `pending`, as a user pressing "check again" does."""
+    body: dict[str, Any] = {"process_instance_id": f"slow-{uuid.uuid4().hex}", "variables": {}}
+    started = time.monotonic()
+    calls = 0
+    with requests.Session() as session:
+        while True:
+            calls += 1
+            answer = session.post(url, json=body, timeout=60).json()["data"]["variables"]
+            if answer["io_worker_status"] != "pending":
+                return time.monotonic() - started, calls, answer["io_worker_status"]
+            body["variables"] = answer
+            time.sleep(gap)
+
+
+def slow_back_end(stack: Stack, plan: Plan, workers: int) -> SlowBackEnd:
+    """Many conversations at once against a back end slower than the budget, through the workers."""
+    io_url = stack.start_slow_api(delay=plan.slow_delay)
+    base = stack.start_web("web_slow", "wsgi:app", BENCH_IO_URL=io_url)
+    stack.start_workers(workers, BENCH_IO_URL=io_url)
+    count = plan.slow_conversations
+    try:
+        with ThreadPoolExecutor(max_workers=count) as threads:
+            direct = list(threads.map(_direct, [io_url] * count))
+            ended = list(threads.map(lambda _: _conversation(f"{base}/webservice/io_worker", 1.0), range(count)))
+    finally:
+        for group in ("web_slow", "workers", "slow_api"):
+            stack.stop(group)
+    done = [(seconds, calls) for seconds, calls, status in ended if status == "done"]
+    return SlowBackEnd(
+        count,
+        plan.slow_delay,
+        direct,
+        [seconds for seconds, _ in done],
+        [calls for _, calls in done],
+        count - len(done),
+    )
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """Scenario 7: one pool worker's resident memory with this many jobs waiting on I/O at once."""
+
+    jobs: int
+    started: int
+    rss_mib: float
+
+
+def jobs_in_flight(stack: Stack, plan: Plan) -> tuple[float, list[InFlight]]:
+    """Idle RSS of one worker process, and its RSS with each number of jobs in flight."""
+    io_url = stack.start_slow_api(delay=10.0)
+    most = max(plan.in_flight)
+    stack.start_workers(1, BENCH_IO_URL=io_url, FLOWHOOK_WORKER_CONCURRENCY=str(most))
+    settings = Settings.from_env(stack.environment)
+    store = JobStore(stack.redis, settings)
+    handler = discover(settings)["io_worker"]
+    worker = stack.processes["workers"][0].pid
+    figures = []
+    try:
+        time.sleep(1)
+        idle = stack.process_rss_mib(worker)
+        for jobs in plan.in_flight:
+            for number in range(jobs):
+                store.start(handler, Envelope(f"flight-{jobs}-{number}-{uuid.uuid4().hex}"), {})
+            registry = StartedJobRegistry(queue=store.queue("io_worker"))
+            deadline = time.monotonic() + 8  # well inside the back end's 10 s
+            while registry.get_job_count() < jobs and time.monotonic() < deadline:
+                time.sleep(0.1)
+            figures.append(InFlight(jobs, registry.get_job_count(), stack.process_rss_mib(worker)))
+            drain(store.queue("io_worker"))
+    finally:
+        for group in ("workers", "slow_api"):
+            stack.stop(group)
+    return idle, figures

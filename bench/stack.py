@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 from redis import Redis
-from rq import Queue, Worker
+from rq import Worker
 
 from flowhook.redis_server import EmbeddedRedis, free_port
 
@@ -61,9 +61,8 @@ class Stack:
         """Start ``count`` Flowhook workers (python -m workers) and wait until they listen."""
         for _ in range(count):
             self._spawn("workers", [sys.executable, "-m", "workers"], **settings)
-        queue = Queue(self.environment.get("FLOWHOOK_QUEUE", "flowhook"), connection=self.redis)
         deadline = time.monotonic() + 30
-        while len(Worker.all(queue=queue)) < count:
+        while len(Worker.all(connection=self.redis)) < len(self.processes["workers"]):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers did not start; see {self.directory / 'workers.log'}")
             time.sleep(0.05)
@@ -117,6 +116,11 @@ class Stack:
         if self.redis_server.process is not None:
             found.append(self.redis_server.process.pid)
         return found
+
+    @staticmethod
+    def process_rss_mib(pid: int) -> float:
+        """Resident memory of one process (not its children), in MiB."""
+        return float(psutil.Process(pid).memory_info().rss) / 2**20
 
     def rss_mib(self, group: str) -> float:
         """Resident memory of a group's processes and their children, in MiB."""

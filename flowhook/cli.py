@@ -157,7 +157,7 @@ def forget_command(process_instance_id: str) -> None:
     """Delete everything stored for one conversation: its jobs, results, dedupe and rate-limit entries."""
     store = current_app.extensions["flowhook"].store
     owners = {owner_of(handler, process_instance_id) for handler in _registry().values()}
-    jobs, running = forget(store.connection, owners, store.queue.serializer)
+    jobs, running = forget(store.connection, owners, store.serializer)
     pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
     counters = list(store.connection.scan_iter(match=pattern, count=1000))
     if counters:

@@ -39,15 +39,21 @@ class _SentinelConnection(SentinelManagedConnection):
         )
 
 
-def connect(settings: Settings) -> Redis:
-    """Open (lazily) a connection pool to the settings' Redis, or to the master Sentinel names."""
+def connect(settings: Settings, *, blocking: float = 0.0) -> Redis:
+    """Open (lazily) a connection pool to the settings' Redis, or to the master Sentinel names.
+
+    Args:
+        settings: Where Redis is.
+        blocking: Longest blocking command (seconds) the pool's connections will send: their read
+            timeout is that much longer than every other command's.
+    """
     options: dict[str, Any] = {
         # Every call waiting on its budget holds a connection, two for a moment while it starts a
         # job; redis-py's default of 100 would fail calls under load long before gevent's limit.
         "max_connections": 2 * settings.web_connections + 16,
         # Fail fast when Redis is down or hangs; long-polls block in shorter slices (jobs.py).
         "socket_connect_timeout": defaults.REDIS_TIMEOUT,
-        "socket_timeout": defaults.REDIS_TIMEOUT,
+        "socket_timeout": defaults.REDIS_TIMEOUT + blocking,
         "health_check_interval": 30,
     }
     if not settings.sentinels:
@@ -70,10 +76,14 @@ def connect(settings: Settings) -> Redis:
     return master
 
 
-def job_queue(settings: Settings, connection: Redis) -> Queue:
-    """The queue handler jobs go through; JSON keeps job arguments and results readable and safe."""
+def handler_queue(settings: Settings, connection: Redis, handler: str) -> Queue:
+    """The queue of one handler's jobs; JSON keeps job arguments and results readable and safe.
+
+    Each handler has a queue of its own, so that a backlog of one handler's jobs never stands in
+    front of another's, and a worker can give each handler slots of its own.
+    """
     return Queue(
-        settings.queue_name,
+        f"{settings.queue_name}.{handler}",
         connection=connection,
         serializer=JSONSerializer,
         default_timeout=settings.job_timeout,

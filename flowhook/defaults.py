@@ -24,9 +24,18 @@ WEB_CONNECTIONS = 1000
 # Request bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 256 * 1024
 
-# RQ worker class: "simple" runs jobs in the worker process (about 3x the jobs per second of
-# "fork", which runs each job in a child process of its own; docs/benchmarks.md has the figures).
-WORKER_CLASS = "simple"
+# RQ worker class: "pool" runs many jobs at once in one process (gevent: handlers wait on I/O);
+# "simple" and "fork" run one job at a time, in the worker process or in a child process of its own.
+WORKER_CLASS = "pool"
+# Jobs of one handler that one "pool" worker runs at once: each handler has slots of its own, so a
+# handler whose back end is slow never takes the slots of another. Waiting jobs cost little (a
+# greenlet each); a handler's SETTINGS["concurrency"] lowers it to spare a fragile back end.
+WORKER_CONCURRENCY = 100
+# Longest single wait (seconds) of a pool worker for its next job: how soon it notices a stop.
+DEQUEUE_BLOCK = 1
+# A handler that holds a pool worker's event loop this long (seconds) is named in the log: its
+# neighbours waited that long. Such a handler should say SETTINGS["cpu_bound"] = True.
+MAX_BLOCKING_TIME = 1.0
 # How often (seconds) a worker cleans RQ's registries of expired entries (RQ's default is 10 min):
 # this is what answers a dead worker's job when no flow polls for it.
 MAINTENANCE_INTERVAL = 15

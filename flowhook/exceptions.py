@@ -28,3 +28,10 @@ class RetryableError(HandlerError):
     The work is retried as the handler's ``retries`` and ``retry_intervals`` settings say; when
     they are used up, the call fails with this message.
     """
+
+
+class JobInterrupted(BaseException):
+    """Raised in a running job when its worker stops at once (a second SIGTERM or Ctrl-C).
+
+    A ``BaseException``, so that a handler's ``except Exception`` cannot swallow it.
+    """

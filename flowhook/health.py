@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app
 from redis.exceptions import RedisError
-from rq import Worker
+from rq.utils import now, utcparse
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from flowhook.jobs import JobStore
+from flowhook import defaults
+from flowhook.dispatch import Dispatcher
 
 bp = Blueprint("health", __name__)
 
@@ -21,25 +24,50 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """Ready when Redis answers and at least one live worker listens on the queue; else 503."""
-    store: JobStore = current_app.extensions["flowhook"].store
+    """Ready when Redis answers and every handler has a live worker; else 503."""
+    dispatcher: Dispatcher = current_app.extensions["flowhook"]
     missing = []
-    workers = 0
+    workers: dict[str, set[str]] = {}
     try:
-        store.connection.ping()
-        # RQ keeps a worker's registration only while its heartbeat is fresh.
-        workers = len(Worker.all(queue=store.queue))
+        workers = live_workers(dispatcher)
     except RedisError:
         missing.append("redis")
-    if "redis" not in missing and not workers:
+    unserved = [name for name in dispatcher.registry if not workers.get(name)]
+    if "redis" not in missing and unserved:
         missing.append("workers")
     body = {
         "ready": not missing,
         "redis": "unavailable" if "redis" in missing else "ok",
-        "workers": workers,
+        "workers": len(set().union(*workers.values())),
+        "unserved": unserved if "redis" not in missing else [],
         "missing": missing,
     }
     return body, 503 if missing else 200
+
+
+def live_workers(dispatcher: Dispatcher) -> dict[str, set[str]]:
+    """The workers with a fresh heartbeat that listen on each handler's queue, by handler.
+
+    RQ keeps a dead worker's registration until its key expires (a minute and a half); a worker
+    heartbeats at least every ``WORKER_TTL - 15`` s, so one silent for ``WORKER_TTL`` s is gone.
+
+    Raises:
+        RedisError: when Redis cannot be reached.
+    """
+    connection = dispatcher.store.connection
+    names = list(dispatcher.registry)
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.smembers(WORKERS_BY_QUEUE_KEY % dispatcher.store.queue(name).name)
+        listening = cast(list[set[bytes]], pipe.execute())
+    keys = sorted(set().union(*listening))
+    with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(key, "last_heartbeat")
+        beats = cast(list[bytes | None], pipe.execute())
+    fresh_since = now() - timedelta(seconds=defaults.WORKER_TTL)
+    alive = {key for key, beat in zip(keys, beats, strict=True) if beat and utcparse(beat.decode()) > fresh_since}
+    return {name: {key.decode() for key in members & alive} for name, members in zip(names, listening, strict=True)}
 
 
 def init_app(app: Flask) -> None:

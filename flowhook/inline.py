@@ -8,13 +8,13 @@ attempt goes on, told to stop through ``call.stopped``, while the call answers.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Protocol
 
 from flowhook.call import Call
+from flowhook.offload import gevent_is_running
 
 Attempt = Callable[[Call], dict[str, str]]
 
@@ -66,7 +66,4 @@ class GeventRunner:
 
 def runner_for_this_process(size: int) -> InlineRunner:
     """The gevent runner when gevent has patched this process's threads, else a thread pool."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        return GeventRunner()
-    return ThreadRunner(size)
+    return GeventRunner() if gevent_is_running() else ThreadRunner(size)

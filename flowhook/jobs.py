@@ -20,13 +20,16 @@ from rq.exceptions import NoSuchJobError
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.results import Result
+from rq.serializers import JSONSerializer
 
 from flowhook import defaults, keys
+from flowhook.connection import handler_queue
 from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
 from flowhook.registry import Handler
+from flowhook.settings import Settings
 
 # The job function, by dotted path: the web process never imports the worker's code.
-JOB_FUNCTION = "workers.jobs.run_handler"
+JOB_FUNCTION = "workers.job.run_handler"
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # Job statuses (as stored in Redis) of work that may still produce a result.
@@ -34,7 +37,12 @@ UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.S
 UNKNOWN_JOB = "unknown or expired job; start again"
 INTERRUPTED = "the work was interrupted (its worker stopped); start again"
 # Failure records RQ writes itself when a job's process is gone, not when the job raised.
-_PROCESS_GONE = ("AbandonedJobError", "Work-horse terminated unexpectedly", "stuck in intermediate queue")
+_PROCESS_GONE = (
+    "AbandonedJobError",
+    "Work-horse terminated unexpectedly",
+    "stuck in intermediate queue",
+    "JobInterrupted",
+)
 # Seconds the web app holds RQ's registry maintenance lock at most, should it die while reaping.
 REAP_LOCK_TTL = 30
 # Longest single XREAD BLOCK of a long-poll (seconds): well inside the socket timeout.
@@ -84,15 +92,27 @@ def release(job: Job) -> None:
 
 
 class JobStore:
-    """Starts, finds and waits for the RQ jobs that run handlers in workers."""
+    """Starts, finds and waits for the RQ jobs that run handlers in workers.
 
-    def __init__(self, queue: Queue, queue_ttl: int) -> None:
-        self.queue = queue
-        self.queue_ttl = queue_ttl
+    Args:
+        connection: The Redis that holds the queues.
+        settings: The queues' names and lifetimes.
+    """
 
-    @property
-    def connection(self) -> Redis:
-        return self.queue.connection
+    serializer = JSONSerializer
+
+    def __init__(self, connection: Redis, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.queue_ttl = settings.queue_ttl
+        self._queues: dict[str, Queue] = {}
+
+    def queue(self, handler: str) -> Queue:
+        """The queue of ``handler``'s jobs."""
+        queue = self._queues.get(handler)
+        if queue is None:
+            queue = self._queues[handler] = handler_queue(self.settings, self.connection, handler)
+        return queue
 
     def start(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str | None = None) -> str:
         """Enqueue the call's job, or return the job of an identical call still unresolved.
@@ -118,7 +138,7 @@ class JobStore:
                     job = self._create(handler, envelope, inputs, job_id or new_job_id(), dedupe_key)
                     pipe.multi()
                     pipe.set(dedupe_key, job.id, ex=self._lifetime(handler))
-                    self.queue.enqueue_job(job, pipeline=pipe)
+                    self.queue(handler.name).enqueue_job(job, pipeline=pipe)
                     pipe.execute()
                     return job.id
                 except WatchError:
@@ -133,7 +153,7 @@ class JobStore:
             "params": dict(envelope.params),
             "variables": dict(inputs),
         }
-        return self.queue.create_job(
+        return self.queue(handler.name).create_job(
             JOB_FUNCTION,
             args=(handler.name, payload),
             job_id=job_id,
@@ -166,7 +186,7 @@ class JobStore:
         if not JOB_ID.match(job_id):
             return None
         try:
-            job = Job.fetch(job_id, connection=self.connection, serializer=self.queue.serializer)
+            job = Job.fetch(job_id, connection=self.connection, serializer=self.serializer)
         except NoSuchJobError:
             return None
         if not hmac.compare_digest(str(job.meta.get("owner", "")), owner_of(handler, process_instance_id)):
@@ -181,17 +201,18 @@ class JobStore:
         """
         if job.get_status(refresh=False) != JobStatus.STARTED:
             return
-        registry = self.queue.started_job_registry
+        queue = Queue(job.origin, connection=self.connection, serializer=self.serializer)
+        registry = queue.started_job_registry
         if job.id not in registry.get_expired_job_ids():
             return
         # RQ's lock on registry maintenance: a worker or another web process may be at it already,
         # and two cleanups at once would retry the job twice.
-        if not self.connection.set(self.queue.registry_cleaning_key, 1, nx=True, ex=REAP_LOCK_TTL):
+        if not self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=REAP_LOCK_TTL):
             return
         try:
             registry.cleanup()
         finally:
-            self.queue.release_maintenance_lock()
+            queue.release_maintenance_lock()
 
     def wait(self, job_id: str, deadline: float) -> Outcome:
         """Wait until the job has a result or the deadline passes, woken by the result itself."""
@@ -209,7 +230,7 @@ class JobStore:
             for result_id, payload in response[0][1]:
                 last_seen = result_id.decode()
                 result = Result.restore(
-                    job_id, last_seen, payload, connection=self.connection, serializer=self.queue.serializer
+                    job_id, last_seen, payload, connection=self.connection, serializer=self.serializer
                 )
                 outcome = self._outcome_of(job_id, result)
                 if outcome is not None:
@@ -222,7 +243,7 @@ class JobStore:
             return Outcome(DONE, variables=result.return_value or {})
         if result.type == Result.Type.RETRIED:
             return None
-        job = Job(job_id, connection=self.connection, serializer=self.queue.serializer)
+        job = Job(job_id, connection=self.connection, serializer=self.serializer)
         reason = job.get_meta().get("error")
         if reason is None and any(sign in (result.exc_string or "") for sign in _PROCESS_GONE):
             reason = INTERRUPTED
@@ -231,7 +252,7 @@ class JobStore:
     def _unfinished(self, job_id: str) -> Outcome:
         """Outcome once the wait is over: pending with progress, or what became of the job."""
         try:
-            job = Job.fetch(job_id, connection=self.connection, serializer=self.queue.serializer)
+            job = Job.fetch(job_id, connection=self.connection, serializer=self.serializer)
         except NoSuchJobError:
             return Outcome(FAILED, error=UNKNOWN_JOB)
         status = job.get_status(refresh=False)

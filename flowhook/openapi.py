@@ -46,6 +46,7 @@ class ReadinessSchema(Schema):
     ready = fields.Boolean(required=True)
     redis = fields.String(required=True)
     workers = fields.Integer(required=True)
+    unserved = fields.List(fields.String(), required=True)
     missing = fields.List(fields.String(), required=True)
 
 
@@ -124,7 +125,7 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         operations={
             "get": {
                 "responses": {
-                    "200": {"description": "Redis answers and a worker listens", **readiness},
+                    "200": {"description": "Redis answers and every handler has a live worker", **readiness},
                     "503": {"description": "a part is missing", **readiness},
                 }
             }

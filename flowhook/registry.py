@@ -16,6 +16,7 @@ from flowhook import defaults
 from flowhook.call import Call
 from flowhook.contract import VARIABLE_NAME, describe_errors, flow_variables, status_variables
 from flowhook.exceptions import HandlerModuleError
+from flowhook.offload import run_in_thread
 from flowhook.settings import Settings
 
 HandlerFunction = Callable[[Call], Mapping[str, Any] | None]
@@ -35,6 +36,8 @@ class HandlerSettings:
     retry_intervals: tuple[int, ...]
     result_ttl: int
     namespace: str
+    concurrency: int
+    cpu_bound: bool
 
 
 class _HandlerSettingsSchema(Schema):
@@ -59,6 +62,8 @@ class _HandlerSettingsSchema(Schema):
     )
     result_ttl = fields.Integer(validate=validate.Range(min=1))
     namespace = fields.String(validate=validate.Regexp(VARIABLE_NAME, error="must use only A-Z, a-z, 0-9 and _"))
+    concurrency = fields.Integer(validate=validate.Range(min=1, max=10000))
+    cpu_bound = fields.Boolean()
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,9 @@ class Handler:
         return {name: value for name, value in variables.items() if name not in own}
 
     def run(self, call: Call) -> dict[str, str]:
-        """Run the handler and write what it returned as flow variables."""
+        """Run the handler (a CPU-bound one in a thread of its own) and write what it returned as flow variables."""
+        if self.settings.cpu_bound:
+            return flow_variables(run_in_thread(self.function, call))
         return flow_variables(self.function(call))
 
     def load(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,5 +177,8 @@ def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
             retry_intervals=tuple(own.get("retry_intervals", [0])),
             result_ttl=own.get("result_ttl", settings.result_ttl),
             namespace=own.get("namespace", name),
+            # A CPU-bound handler gains nothing from running beside itself in one process (the GIL).
+            concurrency=own.get("concurrency", 1 if own.get("cpu_bound") else settings.worker_concurrency),
+            cpu_bound=own.get("cpu_bound", False),
         ),
     )

@@ -29,6 +29,7 @@ class Settings:
     result_ttl: int = defaults.RESULT_TTL
     log_level: str = "INFO"
     worker_class: str = defaults.WORKER_CLASS
+    worker_concurrency: int = defaults.WORKER_CONCURRENCY
     heartbeat_ttl: int = defaults.HEARTBEAT_TTL
     sentinels: str = ""
     sentinel_master: str = defaults.SENTINEL_MASTER
@@ -121,7 +122,10 @@ class _SettingsSchema(Schema):
     log_level = fields.String(
         data_key="FLOWHOOK_LOG_LEVEL", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
-    worker_class = fields.String(data_key="FLOWHOOK_WORKER_CLASS", validate=validate.OneOf(["simple", "fork"]))
+    worker_class = fields.String(data_key="FLOWHOOK_WORKER_CLASS", validate=validate.OneOf(["pool", "simple", "fork"]))
+    worker_concurrency = fields.Integer(
+        data_key="FLOWHOOK_WORKER_CONCURRENCY", validate=validate.Range(min=1, max=10000)
+    )
     heartbeat_ttl = fields.Integer(data_key="FLOWHOOK_HEARTBEAT_TTL", validate=validate.Range(min=4, max=600))
     sentinels = fields.String(
         data_key="FLOWHOOK_SENTINELS",

@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
-from rq import Queue, Worker
+from rq import Worker
 
 from app import create_app
 from flowhook.redis_server import EmbeddedRedis
@@ -105,6 +105,44 @@ def order_api() -> Iterator[str]:
     server.shutdown()
 
 
+class SlowBackend(BaseHTTPRequestHandler):
+    """A back end that answers ``/wait?seconds=S`` after S seconds and counts the requests in flight."""
+
+    lock = threading.Lock()
+    in_flight = 0
+    most_in_flight = 0
+
+    def do_GET(self) -> None:
+        seconds = float(parse_qs(urlsplit(self.path).query)["seconds"][0])
+        with self.lock:
+            SlowBackend.in_flight += 1
+            SlowBackend.most_in_flight = max(SlowBackend.most_in_flight, SlowBackend.in_flight)
+        try:
+            time.sleep(seconds)
+        finally:
+            with self.lock:
+                SlowBackend.in_flight -= 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def slow_backend() -> Iterator[str]:
+    """The slow back end's URL; the most requests it saw at once are counted from zero per test."""
+    SlowBackend.in_flight = SlowBackend.most_in_flight = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowBackend)
+    server.request_queue_size = 256  # every conversation's request at once
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/wait"
+    server.shutdown()
+    server.server_close()
+
+
 @dataclass
 class WorkerPool:
     """RQ workers running as subprocesses (`python -m workers`) on a queue of their own."""
@@ -147,7 +185,7 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         # Workers are named host.pid: wait for these very processes, not for any registration.
         expected = {f"{socket.gethostname()}.{process.pid}" for process in started}
-        while not expected <= {worker.name for worker in Worker.all(queue=Queue(self.queue, connection=connection))}:
+        while not expected <= {worker.name for worker in Worker.all(connection=connection)}:
             if any(process.poll() is not None for process in started):
                 pytest.fail(f"a worker exited at start; see {self.log}")
             if time.monotonic() > deadline:
@@ -175,6 +213,25 @@ def _pool(redis_url: str, package: str, tmp_path_factory: pytest.TempPathFactory
     pool.start(2)
     yield pool
     pool.stop()
+
+
+StartWorkers = Callable[..., WorkerPool]
+
+
+@pytest.fixture
+def start_workers(redis_url: str, tmp_path: Path) -> Iterator[StartWorkers]:
+    """Start workers of the test handlers on queues of their own, with extra settings."""
+    pools: list[WorkerPool] = []
+
+    def start(count: int = 1, **settings: str) -> WorkerPool:
+        pool = WorkerPool(redis_url, "tests.handlers", log=tmp_path / f"workers-{len(pools)}.log", settings=settings)
+        pools.append(pool)
+        pool.start(count)
+        return pool
+
+    yield start
+    for pool in pools:
+        pool.stop()
 
 
 @pytest.fixture(scope="session")

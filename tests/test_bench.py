@@ -22,7 +22,16 @@ def test_bench_smoke_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     text = report.read_text()
     assert text.startswith("# Benchmarks\n\nprose kept\n")
     assert "old" not in text
-    for section in ("### Targets", "### 1.", "### 2.", "### 3. Poll wake-up", "### 4.", "### 5. Redis cost"):
+    for section in (
+        "### Targets",
+        "### 1.",
+        "### 2.",
+        "### 3. Poll wake-up",
+        "### 4.",
+        "### 5. Redis cost",
+        "### 6.",
+        "### 7.",
+    ):
         assert section in text
     assert "| Flowhook echo, web |" in text
     assert "| web | 4 |" in text  # a point of the concurrency curve

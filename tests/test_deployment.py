@@ -4,6 +4,7 @@ Compose Specification, and each service's exact command runs here with the compo
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -118,7 +119,15 @@ def test_redis_accepts_the_compose_options(compose_redis: Redis) -> None:
 
 def compose_environment(service: str, redis: Redis, port: int) -> dict[str, str]:
     """What compose gives the service's container: .env (from .env.example), then `environment`."""
-    environment = {**os.environ, **env_example(), **services()[service]["environment"]}
+    base = {**os.environ, **env_example()}
+    # compose interpolates ${NAME:-default} from the shell and .env
+    environment = {
+        **base,
+        **{
+            name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: base.get(m[1], m[2]), str(value))
+            for name, value in services()[service]["environment"].items()
+        },
+    }
     environment["REDIS_URL"] = environment["REDIS_URL"].replace(
         "redis:6379", f"127.0.0.1:{redis.connection_pool.connection_kwargs['port']}"
     )
@@ -147,6 +156,7 @@ def test_the_web_and_worker_commands_serve_with_the_compose_environment(compose_
             "ready": True,
             "redis": "ok",
             "workers": 1,
+            "unserved": [],
             "missing": [],
         }
         body = {"process_instance_id": "compose-1", "variables": {"firstname": "Ada"}}

@@ -24,7 +24,7 @@ def test_healthz_answers_while_the_process_serves(client: FlaskClient) -> None:
 def test_readyz_is_ready_with_redis_and_a_live_worker(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"ready": True, "redis": "ok", "workers": 2, "missing": []}
+    assert response.json == {"ready": True, "redis": "ok", "workers": 2, "unserved": [], "missing": []}
 
 
 def test_readyz_names_missing_workers(redis_url: str) -> None:
@@ -33,14 +33,23 @@ def test_readyz_names_missing_workers(redis_url: str) -> None:
     )
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.json == {"ready": False, "redis": "ok", "workers": 0, "missing": ["workers"]}
+    body = response.json
+    assert body is not None
+    assert (body["ready"], body["workers"], body["missing"]) == (False, 0, ["workers"])
+    assert body["unserved"] == sorted(app.extensions["flowhook"].registry)  # every handler, by name
 
 
 def test_readyz_names_an_unavailable_redis() -> None:
     app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0", "FLOWHOOK_HANDLERS": "tests.handlers"})
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.json == {"ready": False, "redis": "unavailable", "workers": 0, "missing": ["redis"]}
+    assert response.json == {
+        "ready": False,
+        "redis": "unavailable",
+        "workers": 0,
+        "unserved": [],
+        "missing": ["redis"],
+    }
 
 
 def test_an_evicting_redis_without_persistence_draws_both_warnings(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -13,31 +11,13 @@ from redis import Redis
 
 from app import create_app
 from flowhook.jobs import INTERRUPTED
-from tests.conftest import CallFunction, WorkerPool, caller
+from tests.conftest import CallFunction, StartWorkers, WorkerPool, caller
 from tests.test_worker_path import open_gate, runs
 
 # How soon the flow's poll must learn that a dead worker's job is over.
 WITHIN = 60.0
 # A short job heartbeat, so that the tests of other faults than the headline one run in seconds.
 SHORT_HEARTBEAT = {"FLOWHOOK_HEARTBEAT_TTL": "4"}
-
-StartWorkers = Callable[..., WorkerPool]
-
-
-@pytest.fixture
-def start_workers(redis_url: str, tmp_path: Path) -> Iterator[StartWorkers]:
-    """Start workers of the test handlers on a queue of their own, with extra settings."""
-    pools: list[WorkerPool] = []
-
-    def start(count: int = 1, **settings: str) -> WorkerPool:
-        pool = WorkerPool(redis_url, "tests.handlers", log=tmp_path / f"workers-{len(pools)}.log", settings=settings)
-        pools.append(pool)
-        pool.start(count)
-        return pool
-
-    yield start
-    for pool in pools:
-        pool.stop()
 
 
 def flow(redis_url: str, pool: WorkerPool) -> CallFunction:
@@ -116,7 +96,7 @@ def test_a_killed_workers_job_runs_again_when_its_handler_allows_a_retry(
     assert variables["key"] == first["gated_retried_job"]  # the same job, run again
 
 
-@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+@pytest.mark.parametrize("worker_class", ["pool", "simple", "fork"])
 def test_a_handler_that_ends_its_process_is_answered_interrupted(
     start_workers: StartWorkers, redis_url: str, worker_class: str
 ) -> None:

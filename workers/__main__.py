@@ -1,77 +1,126 @@
-"""Start an RQ worker for Flowhook's queue: ``python -m workers``.
+"""Start a Flowhook worker: ``python -m workers``.
 
-``python -m workers --check`` is the container healthcheck: it succeeds while a worker of this host
-is registered in Redis with a fresh heartbeat.
+It serves every handler's queue with the class ``FLOWHOOK_WORKER_CLASS`` names: ``pool`` (many jobs
+at once, the default), ``simple`` or ``fork`` (one at a time). ``python -m workers --check`` is the
+container healthcheck: it succeeds while a worker of this host is registered in Redis with a
+fresh heartbeat.
+
+Nothing that opens sockets or threads is imported at the top of this module: the ``pool`` class
+needs gevent to patch the process first, before RQ, redis-py and the handlers' own libraries.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import socket
 import sys
+from typing import Any
 
-from redis.exceptions import RedisError
-from rq import Worker
-from rq.serializers import JSONSerializer
-
-from flowhook import defaults
-from flowhook.checks import warn_about_redis
-from flowhook.connection import connect, job_queue
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
-from workers.jobs import registry
-from workers.worker import FlowhookForkWorker, FlowhookSimpleWorker, FlowhookWorker
 
-WORKER_CLASSES: dict[str, type[FlowhookWorker]] = {"simple": FlowhookSimpleWorker, "fork": FlowhookForkWorker}
+# The classes by FLOWHOOK_WORKER_CLASS, imported once chosen (and, for "pool", once patched).
+WORKER_CLASSES = {
+    "pool": "workers.pool:PoolWorker",
+    "simple": "workers.classes:SimpleWorker",
+    "fork": "workers.classes:ForkWorker",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one worker until it is told to stop (or, with --burst, until the queue is empty)."""
+    """Run one worker until it is told to stop (or, with --burst, until the queues are empty)."""
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
-    parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
+    parser.add_argument("--burst", action="store_true", help="stop once the queues are empty")
     parser.add_argument("--check", action="store_true", help="exit 0 if a worker of this host is alive")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        if args.check:
-            return check(settings)
+    except FlowhookError as error:
+        print(f"flowhook worker: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        return check(settings)
+    if settings.worker_class == "pool":
+        from gevent import monkey
+
+        monkey.patch_all()
+    return serve(settings, burst=args.burst)
+
+
+def serve(settings: Settings, burst: bool) -> int:
+    """Import the handlers and the worker class, then work."""
+    from flowhook import defaults
+    from flowhook.checks import warn_about_redis
+    from flowhook.connection import connect, handler_queue
+    from workers.base import RoutineChores
+    from workers.job import current_registry
+
+    try:
         # Import every handler now: a broken module stops the worker at start, not mid-job,
         # and forked work horses inherit the imported code.
-        handlers = registry()
+        handlers = current_registry()
     except FlowhookError as error:
         print(f"flowhook worker: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rq.worker").addFilter(RoutineChores())
     connection = connect(settings)
     warn_about_redis(connection)
-    worker = WORKER_CLASSES[settings.worker_class](
-        [job_queue(settings, connection)],
+    queues = {name: handler_queue(settings, connection, name) for name in handlers}
+    options: dict[str, Any] = {}
+    if settings.worker_class == "pool":
+        options = {
+            "slots": {queue.name: handlers[name].settings.concurrency for name, queue in queues.items()},
+            "dequeue_connection": connect(settings, blocking=defaults.DEQUEUE_BLOCK),
+            "beat_connection": connect(settings),
+        }
+    module, _, name = WORKER_CLASSES[settings.worker_class].partition(":")
+    worker = getattr(importlib.import_module(module), name)(
+        list(queues.values()),
         # The host in the name lets --check find this container's own worker.
         name=f"{socket.gethostname()}.{os.getpid()}",
         connection=connection,
-        serializer=JSONSerializer,
+        serializer="rq.serializers.JSONSerializer",
         maintenance_interval=defaults.MAINTENANCE_INTERVAL,
         heartbeat_ttl=settings.heartbeat_ttl,
         worker_ttl=defaults.WORKER_TTL,
+        **options,
     )
-    logging.getLogger(__name__).info("worker %s serves handlers: %s", worker.name, ", ".join(handlers))
-    worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level)
+    logging.getLogger(__name__).info(
+        "worker %s (%s) serves handlers: %s",
+        worker.name,
+        settings.worker_class,
+        ", ".join(f"{name} ({handler.settings.concurrency} at once)" for name, handler in handlers.items())
+        if settings.worker_class == "pool"
+        else ", ".join(handlers),
+    )
+    worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
     return 0
 
 
 def check(settings: Settings) -> int:
-    """0 when a worker of this host listens on the queue with a fresh heartbeat, else 1."""
+    """0 when a worker of this host listens on the queues with a fresh heartbeat, else 1."""
+    from redis.exceptions import RedisError
+    from rq import Worker
+
+    from flowhook.connection import connect
+
     host = socket.gethostname()
     try:
-        names = [worker.name for worker in Worker.all(queue=job_queue(settings, connect(settings)))]
+        names = [
+            worker.name
+            for worker in Worker.all(connection=connect(settings))
+            if any(queue.name.startswith(f"{settings.queue_name}.") for queue in worker.queues)
+        ]
     except RedisError as error:
         print(f"flowhook worker check: Redis unavailable: {error}", file=sys.stderr)
         return 1
     alive = [name for name in names if name.startswith(f"{host}.")]
     if not alive:
-        print(f"flowhook worker check: no live worker of host {host} on queue {settings.queue_name}", file=sys.stderr)
+        print(f"flowhook worker check: no live worker of host {host}", file=sys.stderr)
         return 1
     print(f"flowhook worker check: alive: {', '.join(alive)}")
     return 0

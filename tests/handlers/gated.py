@@ -7,9 +7,9 @@ import socket
 from typing import Any
 
 from marshmallow import Schema, fields
-from rq import get_current_job
 
 from flowhook import Call, HandlerError
+from tests.handlers._redis import test_redis
 
 SETTINGS = {"budget": 1}
 
@@ -20,14 +20,13 @@ class Input(Schema):
 
 def handle(call: Call) -> dict[str, Any]:
     """Count this run and note its process, report progress, then wait for ``gate_open`` to be pushed."""
-    job = get_current_job()
-    assert job is not None
+    redis = test_redis()
     gate = call.variables["gate"]
-    runs = job.connection.incr(f"test:runs:{gate}")
-    job.connection.expire(f"test:runs:{gate}", 300)
-    job.connection.set(f"test:pid:{gate}", os.getpid(), ex=300)  # which process to kill
+    runs = redis.incr(f"test:runs:{gate}")
+    redis.expire(f"test:runs:{gate}", 300)
+    redis.set(f"test:pid:{gate}", os.getpid(), ex=300)  # which process to kill
     call.progress("waiting for the gate")
-    if job.connection.blpop([f"test:gate:{gate}"], timeout=30) is None:
+    if redis.blpop([f"test:gate:{gate}"], timeout=30) is None:
         raise HandlerError("the gate never opened")
     return {
         "opened": gate,

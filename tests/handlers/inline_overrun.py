@@ -6,6 +6,7 @@ from marshmallow import Schema, fields
 from rq import get_current_job
 
 from flowhook import Call
+from tests.handlers._redis import test_redis
 
 SETTINGS = {"runs_in": "web", "budget": 0.5}
 
@@ -27,5 +28,5 @@ def handle(call: Call) -> dict[str, str]:
         INLINE_ATTEMPTS.append({"case": call.variables["case"], "stopped": told_to_stop, "left": call.remaining()})
         return {"ran_in": "web", "key": call.idempotency_key}
     if call.variables["gate"]:
-        job.connection.blpop([f"test:gate:{call.variables['case']}"], timeout=30)
+        test_redis().blpop([f"test:gate:{call.variables['case']}"], timeout=30)
     return {"ran_in": "worker", "key": call.idempotency_key}

@@ -1,4 +1,7 @@
-"""The job the web app enqueues by dotted path: run one handler for one call."""
+"""The job the web app enqueues by dotted path: run one handler for one call.
+
+What one job does, whichever worker class runs it and however many run beside it.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from rq.timeouts import JobTimeoutException
 
 from flowhook import contract
 from flowhook.call import Call
-from flowhook.exceptions import HandlerError, RetryableError
-from flowhook.jobs import release
+from flowhook.exceptions import HandlerError, JobInterrupted, RetryableError
+from flowhook.jobs import INTERRUPTED, release
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 
@@ -23,15 +26,15 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
-def settings() -> Settings:
+def current_settings() -> Settings:
     """This worker's settings, read once per process."""
     return Settings.from_env()
 
 
 @functools.cache
-def registry() -> Registry:
+def current_registry() -> Registry:
     """The handlers this worker runs, found once per process (before forking, when preloaded)."""
-    return discover(settings())
+    return discover(current_settings())
 
 
 class HandlerFailedError(Exception):
@@ -51,7 +54,7 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     job = get_current_job()
     assert job is not None, "run_handler runs only as an RQ job"
     try:
-        handler = registry().get(handler_name)
+        handler = current_registry().get(handler_name)
         if handler is None:
             raise HandlerError(f"this worker has no handler {handler_name!r}; deploy it to the workers too")
         call = Call(
@@ -65,6 +68,13 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
             report_progress=functools.partial(_save_progress, job),
         )
         variables = handler.run(call)
+    except JobInterrupted:
+        # The worker is stopping at once: the work may be tried again (its retries), else it failed.
+        job.meta["error"] = INTERRUPTED
+        job.save_meta()
+        if not job.retries_left:
+            release(job)
+        raise
     except Exception as error:
         if not isinstance(error, RetryableError):
             job.retries_left = 0  # only a RetryableError is worth another attempt
@@ -72,7 +82,7 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
         job.save_meta()
         if not job.retries_left:
             release(job)
-        if isinstance(error, HandlerError | JobTimeoutException) or settings().log_values:
+        if isinstance(error, HandlerError | JobTimeoutException) or current_settings().log_values:
             raise  # messages meant for the flow, or RQ's own, or logging values was switched on
         # RQ logs and stores the traceback: keep its frames, which help, but not the message,
         # which may hold the call's personal data (`ValueError: cannot parse john@example.org`).

@@ -1,0 +1,21 @@
+"""Computes for as long as it is told, without waiting on anything: CPU-bound, and it says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields
+
+from flowhook import Call
+from tests.handlers._compute import compute
+
+SETTINGS = {"budget": 0.5, "cpu_bound": True}
+
+
+class Input(Schema):
+    seconds = fields.Float(required=True)
+
+
+def handle(call: Call) -> dict[str, Any]:
+    """Compute, stopping early if nobody waits any more."""
+    return {"rounds": compute(call.variables["seconds"], call)}

@@ -1,0 +1,295 @@
+"""The ``pool`` worker class: many jobs at once in one process, a greenlet each.
+
+Handlers mostly wait on I/O (an ERP, a CRM, a search), so one process runs many of them at once,
+as gunicorn's gevent worker runs many calls: plain synchronous handler code (``requests``,
+database drivers, ``time.sleep``) waits cooperatively once gevent has patched the process, which
+``python -m workers`` does before it imports this module.
+
+RQ stays the engine: its queues, job records, registries, results, retries, scheduler and
+maintenance. What RQ's simple worker keeps once per process becomes per job: the running
+execution (greenlet-local), the heartbeat (one thread beats for every job in flight), the timeout
+(a ``gevent.Timeout`` in the job's greenlet). Every handler has a queue of its own and slots of its
+own in each worker: a handler takes a job only when one of its slots is free, so one handler's
+slow back end never holds up another's jobs, and nothing waits in a worker's memory that could
+wait in Redis.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import gevent
+import gevent.events
+from gevent.event import Event
+from gevent.local import local
+from gevent.lock import BoundedSemaphore
+from gevent.pool import Group
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker as RQSimpleWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+from rq.suspension import is_suspended
+from rq.worker.base import DequeueStrategy, WorkerStatus
+
+from flowhook import defaults
+from workers.base import FlowhookWorker
+from workers.heartbeat import Heartbeat
+from workers.timeouts import GeventDeathPenalty, interrupt_running_jobs
+
+# Seconds between the worker's own chores: its heartbeat in Redis (which signs it in again after
+# Redis lost it), the suspension check, the registry maintenance when it is due. A round trip each.
+HOUSEKEEPING_INTERVAL = 1.0
+# A second signal this soon after the first is the same stop, sent twice (Ctrl-C reaches a
+# process both from the terminal and from the process manager), as RQ's own workers judge it.
+SAME_SIGNAL_WITHIN = 1.0
+
+
+class PoolWorker(FlowhookWorker, RQSimpleWorker):
+    """Runs up to ``slots[queue]`` jobs of each queue at once, each in a greenlet of its own.
+
+    Args:
+        queues: One queue per handler it serves.
+        slots: How many jobs of each queue (by name) it runs at once.
+        dequeue_connection: A client whose read timeout outlasts the blocking wait for a job; the
+            worker's own connection keeps short timeouts for every other command.
+        beat_connection: A client for the heartbeat thread alone.
+    """
+
+    death_penalty_class = GeventDeathPenalty
+
+    def __init__(
+        self,
+        queues: list[Queue],
+        *,
+        slots: Mapping[str, int],
+        dequeue_connection: Redis,
+        beat_connection: Redis,
+        **kwargs: Any,
+    ) -> None:
+        self._local = local()  # before RQ's __init__, which sets self.execution
+        super().__init__(queues, **kwargs)
+        self.slots = {queue.name: BoundedSemaphore(slots[queue.name]) for queue in self.queues}
+        self.dequeue_connection = dequeue_connection
+        self.beat_connection = beat_connection
+        self.jobs = Group()
+        self.running: dict[gevent.Greenlet, Job] = {}
+        self.stopping = Event()
+        self.suspended = False
+        self.performed = 0
+        self._first_signal_at = 0.0
+        self._blocking_named: set[str] = set()
+
+    # RQ's workers keep the running job's execution in one attribute; each greenlet has its own.
+    @property
+    def execution(self) -> Execution | None:
+        """The execution of the job this greenlet runs."""
+        return getattr(self._local, "execution", None)
+
+    @execution.setter
+    def execution(self, value: Execution | None) -> None:
+        self._local.execution = value
+
+    def _set_connection(self, connection: Redis) -> Redis:
+        """Keep the connection's short timeouts: only ``dequeue_connection`` blocks (RQ lengthens them all)."""
+        return connection
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM or SIGINT: stop taking jobs and let the running ones finish; again: interrupt them."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self._on_stop_signal, signum)
+
+    def _on_stop_signal(self, signum: int) -> None:
+        if not self.stopping.is_set():
+            self._first_signal_at = time.monotonic()
+            self.log.info(
+                "Worker %s: warm shut down requested (%s): finishing %d running jobs; send it again to interrupt them",
+                self.name,
+                signal.Signals(signum).name,
+                len(self.running),
+            )
+            self.stopping.set()
+        elif time.monotonic() - self._first_signal_at > SAME_SIGNAL_WITHIN:
+            interrupted = interrupt_running_jobs()
+            self.log.warning("Worker %s: cold shut down: %d running jobs interrupted", self.name, interrupted)
+
+    def work(  # noqa: PLR0917 - RQ's signature
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        """Take jobs from every queue, each while it has a free slot, until told to stop.
+
+        RQ's own ``work`` takes one job, runs it, and takes the next; this one keeps RQ's start
+        (registration, scheduler) and end (deregistration), and replaces the loop between them.
+        ``max_jobs``, ``max_idle_time`` and ``dequeue_strategy`` do not apply: each queue has its own slots.
+
+        Returns:
+            Whether it ran any job.
+        """
+        self.bootstrap(logging_level, date_format, log_format)
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level, date_format, log_format)
+        self._install_signal_handlers()
+        self._watch_for_blocking_handlers()
+        self.beats = Heartbeat(self, self.beat_connection, self.heartbeat_ttl)
+        feeders = [gevent.spawn(self._feed, queue, burst) for queue in self.queues]
+        try:
+            self._keep_house(feeders, burst)
+            for feeder in feeders:
+                feeder.join()
+            if self.running:
+                self.log.info("Worker %s: waiting for %d running jobs", self.name, len(self.running))
+            self.jobs.join()
+        finally:
+            self.teardown()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+        return self.performed > 0
+
+    def _keep_house(self, feeders: list[gevent.Greenlet], burst: bool) -> None:
+        """The worker's chores until it is told to stop (or, in burst mode, the queues are empty)."""
+        while not self.stopping.is_set():
+            if burst and all(feeder.dead for feeder in feeders):
+                return
+            self.heartbeat()
+            self._check_suspension()
+            self._show_state()
+            if self.should_run_maintenance_tasks:
+                self.run_maintenance_tasks()
+            self.stopping.wait(HOUSEKEEPING_INTERVAL)
+
+    def _check_suspension(self) -> None:
+        """Follow ``rq suspend`` and ``rq resume``: a suspended worker takes no new job."""
+        try:
+            suspended = bool(is_suspended(self.connection, self))
+        except RedisError as error:
+            self.log.warning("suspension check skipped: %s", error)
+            return
+        if suspended != self.suspended:
+            self.log.info("Worker %s: %s", self.name, "suspended" if suspended else "resumed")
+            self.suspended = suspended
+
+    def _show_state(self) -> None:
+        """Tell RQ's tools (``rq info``) whether the worker is busy, when that changed."""
+        state = WorkerStatus.SUSPENDED if self.suspended else WorkerStatus.BUSY if self.running else WorkerStatus.IDLE
+        if state != self.get_state():
+            try:
+                self.set_state(state)
+            except RedisError as error:
+                self.log.warning("worker state not saved: %s", error)
+
+    def _feed(self, queue: Queue, burst: bool) -> None:
+        """Take ``queue``'s jobs one free slot at a time, each into a greenlet of its own."""
+        slots = self.slots[queue.name]
+        while not self.stopping.is_set():
+            if not slots.acquire(timeout=defaults.DEQUEUE_BLOCK):
+                continue
+            job = self._take(queue, burst)
+            if job is not None and self.stopping.is_set():
+                self._put_back(job, queue)
+                job = None
+            if job is None:
+                slots.release()
+                if burst:
+                    return
+                continue
+            greenlet = self.jobs.spawn(self._run, job, queue)
+            self.running[greenlet] = job
+            greenlet.link(lambda done: self._finished(done, slots))
+
+    def _finished(self, greenlet: gevent.Greenlet, slots: BoundedSemaphore) -> None:
+        job = self.running.pop(greenlet)
+        self._blocking_named.discard(job.id)
+        slots.release()
+
+    def _take(self, queue: Queue, burst: bool) -> Job | None:
+        """The next job of ``queue``, waiting at most a second for one (not at all in burst mode)."""
+        if self.suspended:
+            self.stopping.wait(1.0)
+            return None
+        try:
+            found = self.queue_class.dequeue_any(
+                [queue],
+                None if burst else defaults.DEQUEUE_BLOCK,
+                connection=self.dequeue_connection,
+                job_class=self.job_class,
+                serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class,
+            )
+        except DequeueTimeout:
+            return None
+        except RedisError as error:
+            self.log.warning("waiting for Redis: %s", error)
+            self.stopping.wait(1.0)
+            return None
+        if found is None:
+            return None
+        job: Job = found[0]
+        job.connection = self.connection  # its outcome is written with short timeouts
+        self.log.debug("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
+        return job
+
+    def _put_back(self, job: Job, queue: Queue) -> None:
+        """Return a job that arrived as the worker was told to stop to the front of its queue."""
+        try:
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                queue.push_job_id(job.id, pipeline=pipe, at_front=True)
+                pipe.execute()
+        except RedisError as error:
+            # RQ's maintenance finds it in the intermediate queue and fails it: the flow is told.
+            self.log.warning("job %s could not be put back in its queue: %s", job.id, error)
+
+    def _run(self, job: Job, queue: Queue) -> None:
+        """Run one job in this greenlet, as RQ's simple worker runs one in its process."""
+        try:
+            self.prepare_execution(job)
+            assert self.execution is not None
+            with self.beats.running(job, self.execution):
+                self.perform_job(job, queue)
+            self.performed += 1
+        except RedisError as error:
+            self.log.error("job %s: its outcome could not be written to Redis: %s", job.id, error)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """RQ's, always taking the job off the intermediate queue.
+
+        RQ takes it off only for a worker of a single queue, because with several it dequeues with
+        BLPOP, which uses no intermediate queue. This worker dequeues each queue alone (BLMOVE), so
+        the job is always there; left behind, RQ's maintenance would fail it a minute later.
+        """
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+
+    def _watch_for_blocking_handlers(self) -> None:
+        """Name, once per job, a handler that holds the event loop: every other job waits meanwhile."""
+        gevent.config.max_blocking_time = defaults.MAX_BLOCKING_TIME
+        gevent.config.print_blocking_reports = False  # a page of stacks on stderr; the line below says it
+        gevent.events.subscribers.append(self._name_blocking_handler)
+        gevent.config.monitor_thread = True
+        gevent.get_hub().start_periodic_monitoring_thread()
+
+    def _name_blocking_handler(self, event: object) -> None:
+        if not isinstance(event, gevent.events.EventLoopBlocked):
+            return
+        job = self.running.get(event.greenlet)
+        if job is None or job.id in self._blocking_named:
+            return
+        self._blocking_named.add(job.id)
+        self.log.warning(
+            "handler %s (job %s) held the worker for more than %.1f s: its other jobs waited; "
+            'a handler that computes should set SETTINGS["cpu_bound"] = True',
+            job.description,
+            job.id,
+            event.blocking_time,
+        )
