@@ -39,8 +39,12 @@ def start_web(tmp_path: Path, name: str, environment: dict[str, str]) -> tuple[s
 
 @pytest.fixture
 def cluster(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[str], WorkerPool]]:
-    """Two gunicorn web services and three workers, all separate processes, on one Redis."""
-    workers = WorkerPool(redis_url, "tests.handlers", log=tmp_path / "workers.log")
+    """Two gunicorn web services and three workers, all separate processes, on one Redis.
+
+    Each worker runs one job of a handler at a time, so that jobs held open must spread over them.
+    """
+    settings = {"FLOWHOOK_WORKER_CONCURRENCY": "1"}
+    workers = WorkerPool(redis_url, "tests.handlers", log=tmp_path / "workers.log", settings=settings)
     workers.start(3)
     environment = {**workers.environment, "WEB_CONCURRENCY": "1"}
     webs = [start_web(tmp_path, f"web{number}", environment) for number in (1, 2)]
