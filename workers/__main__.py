@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_ttl=settings.heartbeat_ttl,
         worker_ttl=defaults.WORKER_TTL,
     )
+    # A worker restarted in its container (restart policy) has its killed predecessor's host name and
+    # pid 1, so its name is still registered; no live process holds it (one pid is one process on a
+    # host), and RQ would refuse the name, crash-looping the container, until the entry expired.
+    if connection.exists(worker.key) and not connection.hexists(worker.key, "death"):
+        worker.register_death()
     logging.getLogger(__name__).info("worker %s serves handlers: %s", worker.name, ", ".join(handlers))
     worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level)
     return 0
