@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     # pid 1, so its name is still registered; no live process holds it (one pid is one process on a
     # host), and RQ would refuse the name, crash-looping the container, until the entry expired.
     if connection.exists(worker.key) and not connection.hexists(worker.key, "death"):
-        worker.register_death()
+        worker.register_death()  # type: ignore[no-untyped-call]  # RQ's is unannotated
     logging.getLogger(__name__).info("worker %s serves handlers: %s", worker.name, ", ".join(handlers))
     worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level)
     return 0
