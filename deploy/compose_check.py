@@ -88,6 +88,8 @@ class Stack:
         # The shell's variables win over .env's in the compose file, so these are what compose uses.
         self.environment = {**os.environ, "FLOWHOOK_PUBLISH": publish, "FLOWHOOK_IMAGE": self.image}
         self.session = requests.Session()
+        # Workers one worker container runs (more than one if a setting says so), counted at `up`.
+        self.workers_per_container = 0
 
     def compose(self, *arguments: str, timeout: float = 120) -> str:
         """Run a compose command on the project's compose file; its output, or StepError."""
@@ -173,8 +175,9 @@ class Stack:
             return 0, {}
         return response.status_code, response.json()
 
-    def wait_for_workers(self, count: int, within: float = 90) -> None:
-        """Wait until /readyz is 200 and counts ``count`` live workers."""
+    def wait_for_workers(self, containers: int, within: float = 90) -> None:
+        """Wait until /readyz is 200 and counts the workers of ``containers`` worker containers."""
+        count = containers * self.workers_per_container
         last: tuple[int, dict[str, Any]] = (0, {})
 
         def counted() -> bool:
@@ -183,6 +186,18 @@ class Stack:
             return last[0] == 200 and last[1].get("workers") == count
 
         wait_until(counted, within, lambda: f"/readyz to count {count} workers; it last answered {last}")
+
+    def count_workers_per_container(self, within: float = 90) -> int:
+        """/readyz's worker count once it is 200 and has not changed for 3 s, with one worker container."""
+        deadline = time.monotonic() + within
+        counts: list[int] = []
+        while len(counts) < 7 or len(set(counts[-7:])) > 1 or not counts[-1]:
+            if time.monotonic() > deadline:
+                raise StepError(f"/readyz did not settle on a worker count in {within:.0f} s: {self.readiness()}")
+            status, body = self.readiness()
+            counts.append(body.get("workers", 0) if status == 200 else 0)
+            time.sleep(0.5)
+        return counts[-1]
 
     def remove_everything(self) -> list[str]:
         """Remove the project's containers (also those `--scale` added), volumes, networks and image."""
@@ -207,12 +222,7 @@ class Stack:
             if leftovers:
                 self.container_engine(*removal, *leftovers)
                 removed.append(f"{len(leftovers)} {kind}(s) compose left")
-        if (
-            subprocess.run(
-                [self.engine.name, "image", "inspect", self.image], capture_output=True, check=False
-            ).returncode
-            == 0
-        ):
+        if _succeeds([self.engine.name, "image", "inspect", self.image]):
             self.container_engine("rmi", "-f", self.image)
             removed.append(f"image {self.image}")
         return removed
@@ -251,11 +261,14 @@ def build(stack: Stack) -> str:
 
 def up(stack: Stack) -> str:
     stack.compose("up", "-d", timeout=300)
-    stack.wait_for_workers(1)
+    stack.workers_per_container = stack.count_workers_per_container()
     services = sorted(
         {stack.inspect(name, '{{index .Config.Labels "com.docker.compose.service"}}') for name in stack.containers()}
     )
-    return f"services {', '.join(services)} running; /readyz 200 with 1 worker on {stack.url}"
+    return (
+        f"services {', '.join(services)} running; /readyz 200 on {stack.url} "
+        f"with {stack.workers_per_container} worker(s) in the worker container"
+    )
 
 
 def healthchecks(stack: Stack) -> str:
@@ -336,6 +349,7 @@ def scale_workers(stack: Stack) -> str:
     if len(stack.containers("worker", running_only=True)) != 3:
         raise StepError(f"--scale worker=3 runs {stack.containers('worker', running_only=True)}")
     stack.wait_for_workers(3)
+    counted = 3 * stack.workers_per_container
     # Back to one worker for the steps that follow. podman-compose neither scales down nor stops the
     # added containers with its service: stop them (SIGTERM, so their registrations go at once).
     stack.compose("up", "-d", "--scale", "worker=1", timeout=300)
@@ -344,7 +358,7 @@ def scale_workers(stack: Stack) -> str:
         stack.container_engine("stop", "-t", str(WORKER_GRACE), *extra, timeout=WORKER_GRACE + 30)
         stack.container_engine("rm", *extra)
     stack.wait_for_workers(1)
-    return "3 worker containers, /readyz counted 3 workers; back to 1"
+    return f"3 worker containers, /readyz counted {counted} workers; back to 1 container"
 
 
 def healthchecks_fail_without_redis(stack: Stack) -> str:
@@ -493,10 +507,12 @@ def main(argv: list[str] | None = None) -> int:
                 break
             print(f"ok    {name}: {outcome} ({time.monotonic() - started:.0f} s)", flush=True)
     finally:
-        print(
-            f"  teardown: compose down --volumes; removed {', '.join(stack.remove_everything()) or 'nothing more'}",
-            flush=True,
-        )
+        try:
+            removed = stack.remove_everything()
+            print(f"  teardown: compose down --volumes; removed {', '.join(removed) or 'nothing more'}", flush=True)
+        except StepError as error:
+            print(f"FAIL  teardown: {error}", flush=True)
+            failed = True
     print("compose check: FAILED" if failed else "compose check: every step passed", flush=True)
     return 1 if failed else 0
 
@@ -505,7 +521,7 @@ def print_logs(stack: Stack) -> None:
     """The last lines each container logged, to see why a step failed."""
     for container in stack.containers():
         logs = subprocess.run(
-            [stack.engine.name, "logs", "--tail", "15", container], capture_output=True, text=True, check=False
+            [stack.engine.name, "logs", "--tail", "40", container], capture_output=True, text=True, check=False
         )
         print(f"--- {container} (last lines)\n{(logs.stdout + logs.stderr).rstrip()}", flush=True)
 
