@@ -324,7 +324,7 @@ def worker_killed_mid_job(stack: Stack) -> str:
         lambda: f"{container} to be restarted by its restart policy",
     )
     # Serving again: a new job runs (echo runs in a worker). /readyz could still count the killed
-    # worker, whose registration outlives it by up to half a minute.
+    # worker, whose registration outlives it by up to a minute and a half.
     echo = stack.post("echo", new_instance("after-kill"), {"firstname": "Ada"})
     if echo["echo_status"] != "done":
         raise StepError(f"after the restart a new echo call answered {echo}")
