@@ -313,7 +313,7 @@ def worker_killed_mid_job(stack: Stack) -> str:
     instance, variables, job = pending_sleep(stack, "60", "killed")
     killed = time.monotonic()
     # SIGKILL from the host, as the OOM killer or a crash would end it: the engine counts that as
-    # the container dying, not as a user stopping it (`kill` through the engine would not restart).
+    # the container dying; `podman kill` counts as the user stopping it, with no restart.
     os.kill(int(stack.inspect(container, "{{.State.Pid}}")), signal.SIGKILL)
     wait_until(
         lambda: (
