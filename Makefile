@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
 SOAK_MINUTES ?= 3
+COMPOSE_CHECK_PROJECT ?= flowhook-check
 
-.PHONY: run test lint bench bench-smoke soak wrk clean
+.PHONY: run test lint bench bench-smoke soak compose-check wrk clean
 
 run: $(VENV)/.installed  ## Redis (private unless REDIS_URL is set), web and workers, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
@@ -26,6 +27,9 @@ bench-smoke: $(VENV)/.installed  ## seconds-long run of the benchmark harness (a
 
 soak: $(VENV)/.installed  ## minutes of mixed calls under load; results in docs/reliability.md
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
+
+compose-check: $(VENV)/.installed  ## build the image, run docker-compose.yml with docker or podman and check it (minutes)
+	$(BIN)/python -m deploy.compose_check --project $(COMPOSE_CHECK_PROJECT)
 
 wrk:  ## install the load generator (Debian's package) when running as root
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

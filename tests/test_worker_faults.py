@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 
 import psutil
 import pytest
 from redis import Redis
+from rq import Queue, Worker
 
 from app import create_app
 from flowhook.jobs import INTERRUPTED
 from tests.conftest import CallFunction, StartWorkers, WorkerPool, caller
 from tests.test_worker_path import open_gate, runs
+from workers.__main__ import main as start_worker
 
 # How soon the flow's poll must learn that a dead worker's job is over.
 WITHIN = 60.0
@@ -146,3 +150,26 @@ def test_with_no_poll_a_live_worker_reaps_a_dead_workers_job(
     while redis.hget(f"rq:job:{job_id}", "status") != b"failed":
         assert time.monotonic() < deadline, "the dead worker's job was not reaped"
         time.sleep(0.2)
+
+
+def test_a_worker_restarted_in_its_container_starts_under_its_killed_predecessors_name(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarted by its container's restart policy, a worker has the killed one's host name and pid (1)
+    while the killed one's registration is still fresh; it starts at once instead of crash-looping."""
+    queue = f"restarted-{uuid.uuid4().hex[:8]}"
+    # In this process, so that it has the pid: a class that leaves the process unpatched by gevent.
+    settings = {
+        "REDIS_URL": redis_url,
+        "FLOWHOOK_HANDLERS": "tests.handlers",
+        "FLOWHOOK_QUEUE": queue,
+        "FLOWHOOK_WORKER_CLASS": "simple",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    connection = Redis.from_url(redis_url)
+    killed = Worker(
+        [Queue(queue, connection=connection)], name=f"{socket.gethostname()}.{os.getpid()}", connection=connection
+    )
+    killed.register_birth()  # and then it was killed: it never registered its death
+    assert start_worker(["--burst"]) == 0

@@ -89,6 +89,11 @@ def serve(settings: Settings, burst: bool) -> int:
         worker_ttl=defaults.WORKER_TTL,
         **options,
     )
+    # A worker restarted in its container (restart policy) has its killed predecessor's host name and
+    # pid 1, so its name is still registered; no live process holds it (one pid is one process on a
+    # host), and RQ would refuse the name, crash-looping the container, until the entry expired.
+    if connection.exists(worker.key) and not connection.hexists(worker.key, "death"):
+        worker.register_death()
     logging.getLogger(__name__).info(
         "worker %s (%s) serves handlers: %s",
         worker.name,

@@ -36,6 +36,9 @@ class FlowhookWorker(BaseWorker):
 
     # A line per job about how long its result is kept says nothing the settings do not.
     log_result_lifespan = False
+    # RQ doubles its wait between attempts to reach Redis (1, 2, 4, ... 60 s): a worker would stay
+    # idle for as long as Redis had been away. Trying every second costs one connection attempt.
+    exponential_backoff_factor = 1.0
 
     def __init__(self, *args: Any, heartbeat_ttl: int = defaults.HEARTBEAT_TTL, **kwargs: Any) -> None:
         self.heartbeat_ttl = heartbeat_ttl

@@ -1,0 +1,1 @@
+"""Checks of the deployment as it ships: the image and docker-compose.yml, run by a container engine."""
