@@ -9,11 +9,13 @@ from redis.exceptions import RedisError
 from flowhook import defaults
 from flowhook.checks import redis_warnings
 from flowhook.connection import connect
-from flowhook.settings import Settings
+from flowhook.settings import Settings, unknown_setting_warnings
 
 _settings = Settings.from_env()
 
-bind = f"0.0.0.0:{_settings.port}"
+# This machine only unless FLOWHOOK_HOST opens it up: the container image sets 0.0.0.0, where
+# compose decides what is published.
+bind = f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"
 # Every call waits on Redis or on a handler's I/O for up to its budget. gevent makes those waits
 # cheap (a greenlet each, not a thread) and lets plain synchronous handlers in "web" mode run
 # concurrently; CPU-bound work belongs in the workers.
@@ -36,7 +38,9 @@ control_socket_disable = True
 
 
 def when_ready(server: Any) -> None:
-    """Once, in the master at start: warn about a Redis that could lose jobs or results."""
+    """Once, in the master at start: warn about misspelled settings and a Redis that could lose jobs."""
+    for warning in unknown_setting_warnings():
+        server.log.warning(warning)
     try:
         for warning in redis_warnings(connect(_settings)):
             server.log.warning(warning)
