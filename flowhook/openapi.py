@@ -86,15 +86,28 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
         spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
         spec.components.security_scheme("token", {"type": "apiKey", "in": "query", "name": "token"})
+    # Handlers that share an Input class share its component: apispec describes a class once.
+    input_components: dict[type[Schema], str] = {}
     for handler in registry.values():
         reads = ", ".join(handler.input_schema.load_fields) if handler.input_schema is not None else "every variable"
+        body: dict[str, Any] = {"$ref": "#/components/schemas/Envelope"}
+        if handler.input_schema is not None:
+            # The handler's own fields, with their types and formats, as what `variables` must hold;
+            # LoyJoy's other variables may come along (the schema ignores them).
+            input_class = type(handler.input_schema)
+            if input_class not in input_components:
+                input_components[input_class] = f"{handler.name}.Input"
+                spec.components.schema(input_components[input_class], schema=handler.input_schema)
+            input_name = input_components[input_class]
+            variables = {"$ref": f"#/components/schemas/{input_name}"}
+            body = {"allOf": [body, {"type": "object", "properties": {"variables": variables}}]}
         spec.path(
             path=f"/webservice/{handler.name}",
             operations={
                 "post": {
                     "summary": f"Call the {handler.name} handler",
                     "description": f"Reads {reads}; answers {handler.namespace}_status, _job, _error.",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": "Envelope"}}},
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
                     "responses": {
                         "200": {
                             "description": "the status variables, and the results when done",

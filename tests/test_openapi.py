@@ -26,6 +26,22 @@ def test_the_document_describes_every_handler_and_its_answers(client: FlaskClien
     assert envelope["required"] == ["process_instance_id"]
 
 
+def test_each_handlers_input_schema_is_in_the_document(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert document is not None
+    body = document["paths"]["/webservice/typed"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    envelope, variables = body["allOf"]
+    assert envelope == {"$ref": "#/components/schemas/Envelope"}
+    assert variables["properties"]["variables"] == {"$ref": "#/components/schemas/typed.Input"}
+    typed_input = document["components"]["schemas"]["typed.Input"]
+    assert typed_input["properties"] == {"email": {"type": "string", "format": "email"}, "count": {"type": "integer"}}
+    assert sorted(typed_input["required"]) == ["count", "email"]
+    assert "additionalProperties" not in typed_input  # LoyJoy's other variables come along
+    # A handler without a schema reads every variable: the envelope alone describes its body.
+    untyped = document["paths"]["/webservice/kept"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert untyped == {"$ref": "#/components/schemas/Envelope"}
+
+
 @pytest.mark.e2e
 def test_schemathesis_finds_no_server_error_undocumented_status_or_broken_answer(tmp_path: Path) -> None:
     with running_service(tmp_path, FLOWHOOK_BUDGET="0.2") as service:
