@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
 
-from honcho.environ import parse as parse_env_file
+from dotenv import dotenv_values
 from watchfiles import Change, PythonFilter, watch
 
 from flowhook import state
@@ -97,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 def with_env_file(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
     """The environment with ``.env``'s settings added where the environment does not set them.
 
-    The environment wins, as in docker compose: ``PORT=9000 make run`` overrides ``.env``'s PORT.
+    The environment wins, as it does for the ``flask`` commands (which read ``.env`` too):
+    ``PORT=9000 make run`` overrides ``.env``'s PORT.
     """
-    from_file = parse_env_file(env_file.read_text()) if env_file.is_file() else {}
-    return {**from_file, **environ}
+    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    return {**{name: value for name, value in from_file.items() if value is not None}, **environ}
 
 
 def already_running(state_file: Path) -> str | None:

@@ -22,7 +22,8 @@ BIN = Path(sys.executable).parent
 def developer_command(*command: str, state_file: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     """Run a command as a developer types it in the project's folder: REDIS_URL and PORT unset unless given."""
     environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "PORT")}
-    environment.update(FLOWHOOK_STATE_FILE=str(state_file), FLOWHOOK_HANDLERS="tests.handlers", **settings)
+    environment.update(FLASK_SKIP_DOTENV="1", FLOWHOOK_STATE_FILE=str(state_file), FLOWHOOK_HANDLERS="tests.handlers")
+    environment.update(settings)
     return subprocess.run(
         [str(BIN / command[0]), *command[1:]],
         cwd=ROOT,
@@ -172,3 +173,20 @@ def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
     assert info.returncode == 0, info.stderr
     assert test_workers.queue in info.stdout
     assert "failed" in info.stdout
+
+
+def test_the_commands_read_env_as_make_run_does(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FLOWHOOK_HANDLERS=tests.handlers\n")
+    environment = {key: value for key, value in os.environ.items() if key != "FLOWHOOK_HANDLERS"}
+    environment.update(PYTHONPATH=str(ROOT), FLOWHOOK_STATE_FILE=str(tmp_path / "run.json"))
+    listed = subprocess.run(
+        [str(BIN / "flask"), "--app", "app", "handlers"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "kept  /webservice/kept" in listed.stdout

@@ -159,7 +159,7 @@ def test_make_run_starts_a_worker_again_when_a_handler_ends_its_process(tmp_path
 
 def flask_cli(*arguments: str, **settings: str) -> subprocess.CompletedProcess[str]:
     """Run ``flask --app app ...`` as a developer would, in the project's folder."""
-    environment = {**os.environ, **settings}
+    environment = {**os.environ, "FLASK_SKIP_DOTENV": "1", **settings}  # not the developer's own .env
     command = [sys.executable, "-m", "flask", "--app", "app", *arguments]
     return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False)
 

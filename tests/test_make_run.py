@@ -29,7 +29,7 @@ TOKEN = "a-token-of-twenty-chars"
 def developer_command(service: Service, *command: str, **settings: str) -> subprocess.CompletedProcess[str]:
     """A command typed in the project's folder while `service` runs: REDIS_URL and PORT unset."""
     environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "PORT")}
-    environment.update(FLOWHOOK_STATE_FILE=str(service.state_file), **settings)
+    environment.update(FLASK_SKIP_DOTENV="1", FLOWHOOK_STATE_FILE=str(service.state_file), **settings)
     return subprocess.run(
         [str(BIN / command[0]), *command[1:]],
         cwd=ROOT,
