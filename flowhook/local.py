@@ -22,7 +22,6 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import FrameType
 
 from dotenv import dotenv_values
 from watchfiles import Change, PythonFilter, watch
@@ -55,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         "--env-file", type=Path, default=ENV_FILE, help=f"settings for names the environment lacks (default {ENV_FILE})"
     )
     args = parser.parse_args(argv)
+    # Ctrl-C or SIGTERM at any moment, even while starting, ends in the same orderly stop.
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     environment = with_env_file(os.environ, args.env_file)
     try:
         settings = Settings.from_env(environment)
@@ -69,24 +72,27 @@ def main(argv: list[str] | None = None) -> int:
     handlers = check_code(environment)
     if handlers is None:
         return 2
+    if stopping.is_set():
+        return 0
 
     redis = None
     if not environment.get("REDIS_URL"):
         redis = EmbeddedRedis(args.data_dir)
-        environment["REDIS_URL"] = redis.start()
+        try:
+            environment["REDIS_URL"] = redis.start()
+        except RuntimeError as error:
+            print(f"flowhook: {error}", file=sys.stderr)
+            return 2
         print(f"flowhook: private redis-server at {redis.url}, data in {args.data_dir}/", flush=True)
     run = state.RunState(os.getpid(), environment["REDIS_URL"], settings.host, settings.port)
     state.write(state_file, run)
     try:
         print(f"flowhook: serving {handlers} at {run.url}/webservice/<handler>", flush=True)
-        if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.tokens:
-            print(
-                f"flowhook: listening on {settings.host} without FLOWHOOK_TOKENS: other machines can call "
-                "your handlers",
-                flush=True,
-            )
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            unprotected = "" if settings.tokens else " and FLOWHOOK_TOKENS is not set: anyone there can call"
+            print(f"flowhook: listening on {settings.host}: other machines can reach it{unprotected}", flush=True)
         print("flowhook: reloads when a handler or Flowhook's code changes; Ctrl-C stops", flush=True)
-        Supervisor(environment, args.workers, watched_paths(settings)).run()
+        Supervisor(environment, args.workers, watched_paths(settings), stopping).run()
     finally:
         state.remove(state_file)
         if redis is not None:
@@ -168,19 +174,22 @@ class Supervisor:
         environment: The stack's environment, with the Redis to use.
         workers: How many RQ workers the stack runs.
         paths: What to watch for changes.
+        stopping: Set when it is time to stop everything.
     """
 
-    def __init__(self, environment: Mapping[str, str], workers: int, paths: list[Path]) -> None:
+    def __init__(
+        self, environment: Mapping[str, str], workers: int, paths: list[Path], stopping: threading.Event
+    ) -> None:
         self.environment = dict(environment)
         self.workers = workers
         self.paths = paths
-        self.stopping = threading.Event()
+        self.stopping = stopping
         self.stack: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM, restarting on changes; the stack is stopped on the way out."""
-        signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGTERM, self._stop)
+        """Serve until ``stopping`` is set, restarting on changes; the stack is stopped on the way out."""
+        if self.stopping.is_set():
+            return
         self._start()
         try:
             for changes in watch(
@@ -196,9 +205,6 @@ class Supervisor:
                     self._reload(changes)
         finally:
             self._stop_stack()
-
-    def _stop(self, signum: int, _: FrameType | None) -> None:
-        self.stopping.set()
 
     def _start(self) -> None:
         command = [sys.executable, "-m", "flowhook.stack", "--workers", str(self.workers)]
