@@ -80,7 +80,7 @@ def handlers_command() -> None:
     """List the handlers found and their effective settings."""
     running = _running()
     base = running.url if running is not None else ""
-    click.echo(f"served by `make run` (pid {running.pid})" if running else "not running here: `make run` serves them")
+    click.echo(f"served by `make run` (pid {running.pid}) at {base}" if running else "`make run` is not running here")
     for handler in _registry().values():
         settings = handler.settings
         schema = handler.input_schema
