@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from apispec import APISpec
@@ -56,6 +57,15 @@ def _flow_id(_: Any, field: fields.Field[Any], **__: Any) -> dict[str, Any]:
     return {}
 
 
+def _json_numbers(_: Any, __: fields.Field[Any], ret: dict[str, Any], **___: Any) -> dict[str, Any]:
+    """Limits of a Decimal field as JSON numbers: apispec keeps them Decimal, which JSON writes as text."""
+    return {
+        key: int(value) if value == value.to_integral_value() else float(value)
+        for key, value in ret.items()
+        if isinstance(value, Decimal)
+    }
+
+
 ERRORS = {
     "400": "not JSON, not an object, no process_instance_id, a bad variable name, nested too deep",
     "413": "the body, a value or the number of variables is over its limit",
@@ -75,6 +85,7 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         info={"description": "The backend LoyJoy's WebService module calls: one endpoint per handler."},
     )
     plugin.converter.add_attribute_function(_flow_id)  # type: ignore[union-attr]
+    plugin.converter.add_attribute_function(_json_numbers)  # type: ignore[union-attr]
     for name, component in (("Envelope", EnvelopeSchema), ("Answer", AnswerSchema), ("Error", ErrorSchema)):
         spec.components.schema(name, schema=component)
     spec.components.schema("Health", schema=HealthSchema)
