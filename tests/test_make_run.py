@@ -127,6 +127,32 @@ def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_la
         assert service.process.poll() is None
 
 
+def test_a_part_that_restarts_into_broken_code_stops_the_stack_until_the_fix_not_make_run(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    package = code / "team_handlers"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    write_handler(package, "1", "name")
+    team = {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
+    with running_service(tmp_path, **team) as service:
+        assert service.call("greet", {"name": "Ada"})["version"] == "1"
+        (package / "greet.py").write_text("def handle(call) return\n")
+        wait_for_log(service.log, "not reloaded, the last good version keeps serving")
+
+        rq_worker = next(
+            process
+            for process in psutil.Process(service.process.pid).children(recursive=True)
+            if process.cmdline()[1:] == ["-m", "workers"]
+        )
+        rq_worker.kill()  # its respawn imports the broken handler and exits: the stack stops
+        wait_for_log(service.log, "the service stopped")
+        assert service.process.poll() is None  # make run waits for the fix
+
+        write_handler(package, "2", "name")
+        wait_for_log(service.log, "restarting web and workers")
+        assert call_when_up(service, "greet", {"name": "Ada"})["version"] == "2"
+
+
 def call_when_up(service: Service, handler: str, variables: dict[str, str], timeout: float = 20) -> dict[str, str]:
     """Call once the restarted web service answers."""
     deadline = time.monotonic() + timeout
