@@ -62,13 +62,24 @@ def running(path: Path) -> RunState | None:
                          port=int(data["port"]))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    try:
-        os.kill(state.pid, 0)
+    return state if _is_make_run(state.pid) else None
+
+
+def _is_make_run(pid: int) -> bool:
+    """Whether ``pid`` is a live `make run`, not a process that got its number since."""
+    command_line = Path(f"/proc/{pid}/cmdline")
+    if command_line.parent.parent.is_dir():  # Linux: the process's command line tells
+        try:
+            return b"flowhook.local" in command_line.read_bytes()
+        except OSError:
+            return False
+    try:  # elsewhere, that the process lives
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
         pass  # alive, run by another user
-    return state
+    return True
 
 
 def service_redis_url(settings: Settings, *, redis_url_given: bool) -> str:

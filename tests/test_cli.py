@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,19 @@ def developer_command(*command: str, state_file: Path, **settings: str) -> subpr
     )
 
 
-def record_make_run(state_file: Path, redis_url: str, pid: int | None = None) -> None:
-    """Write the state file as a running `make run` does (this test's process stands in for it)."""
-    record = {"pid": pid or os.getpid(), "redis_url": redis_url, "host": "127.0.0.1", "port": 1}
+def record_make_run(state_file: Path, redis_url: str, pid: int) -> None:
+    """Write the state file as a running `make run` does."""
+    record = {"pid": pid, "redis_url": redis_url, "host": "127.0.0.1", "port": 1}
     state_file.write_text(json.dumps(record))
+
+
+@pytest.fixture
+def make_run_stand_in() -> Iterator[int]:
+    """A live process whose command line names `make run`'s module, standing in for one serving the test Redis."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "flowhook.local"])
+    yield process.pid
+    process.kill()
+    process.wait()
 
 
 def assert_one_line_error(finished: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -117,7 +127,11 @@ def test_without_make_run_or_redis_url_a_command_says_so_in_one_line(tmp_path: P
 def test_a_state_file_left_by_a_dead_make_run_is_not_a_service(tmp_path: Path, redis_url: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    record_make_run(tmp_path / "run.json", redis_url, pid=dead.pid)
+    record_make_run(tmp_path / "run.json", redis_url, dead.pid)
+    finished = developer_command("flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json")
+    assert_one_line_error(finished, "no Flowhook is running here")
+    # Its process number now belongs to another program (here: this test's own process).
+    record_make_run(tmp_path / "run.json", redis_url, os.getpid())
     finished = developer_command("flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json")
     assert_one_line_error(finished, "no Flowhook is running here")
 
@@ -144,12 +158,12 @@ def test_forget_refuses_a_redis_that_is_not_the_services(tmp_path: Path) -> None
 
 
 def test_forget_acts_on_the_redis_of_the_running_make_run(
-    call: CallFunction, instance: str, redis: Redis, redis_url: str, tmp_path: Path
+    call: CallFunction, instance: str, redis: Redis, redis_url: str, tmp_path: Path, make_run_stand_in: int
 ) -> None:
     assert call("kept", {})["kept_status"] == "done"
     job_id = call("kept", {})["key"]  # the job's id is its idempotency key
     assert redis.exists(f"rq:job:{job_id}")
-    record_make_run(tmp_path / "run.json", redis_url)
+    record_make_run(tmp_path / "run.json", redis_url, make_run_stand_in)
     finished = developer_command("flask", "--app", "app", "forget", instance, state_file=tmp_path / "run.json")
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.startswith(f"deleted 2 jobs and 0 rate-limit counters of {instance}")
@@ -157,13 +171,13 @@ def test_forget_acts_on_the_redis_of_the_running_make_run(
 
 
 def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
-    call: CallFunction, redis: Redis, redis_url: str, test_workers: WorkerPool, tmp_path: Path
+    call: CallFunction, redis: Redis, redis_url: str, test_workers: WorkerPool, tmp_path: Path, make_run_stand_in: int
 ) -> None:
     assert call("boom", {"email": "ada@example.org"})["boom_status"] == "failed"
     queues = [queue for queue in Queue.all(connection=redis) if queue.name.startswith(test_workers.queue)]
     failed = [job_id for queue in queues for job_id in queue.failed_job_registry.get_job_ids()]
     assert failed
-    record_make_run(tmp_path / "run.json", redis_url)
+    record_make_run(tmp_path / "run.json", redis_url, make_run_stand_in)
     jobs = developer_command("flask", "--app", "app", "jobs", "--limit", "1000", state_file=tmp_path / "run.json")
     assert jobs.returncode == 0, jobs.stderr
     listed = jobs.stdout.split(test_workers.queue, 1)[1]
