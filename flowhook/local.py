@@ -36,8 +36,8 @@ DATA_DIRECTORY = Path(".flowhook/redis")
 ENV_FILE = Path(".env")
 # Flowhook's own code, watched with the handlers: a change to any of it restarts web and workers.
 OWN_CODE = (ROOT / "flowhook", ROOT / "workers", ROOT / "app.py", ROOT / "wsgi.py", ROOT / "gunicorn.conf.py")
-# honcho stops what is left this long after asking it to stop (a job running at a reload is
-# stopped then, and answered "interrupted"); the stack itself gets this much more.
+# How long the stack may take to stop. honcho kills what is left 5 s after asking it to stop (so
+# a job running at a reload ends then, and is answered "interrupted"); this is well beyond that.
 STOP_TIMEOUT = 15.0
 # How often (milliseconds) the watcher comes back without a change, to notice a stack that ended.
 WATCH_TIMEOUT_MS = 500
@@ -129,7 +129,7 @@ def port_in_use(host: str, port: int) -> str | None:
         except OSError as error:
             return (
                 f"cannot listen on {host}:{port}: {error.strerror}; stop what uses the port "
-                f"(`ss -ltnp 'sport = :{port}'` shows it) or choose another one: PORT={port + 1} make run"
+                f"(`lsof -i :{port}` shows it) or choose another one: PORT={port + 1} make run"
             )
     return None
 
@@ -153,7 +153,7 @@ def watched_paths(settings: Settings) -> list[Path]:
     """The handlers package's folder and Flowhook's own code."""
     spec = importlib.util.find_spec(settings.handlers_package)
     handler_folders = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
-    return [*handler_folders, *OWN_CODE]
+    return [path for path in (*handler_folders, *OWN_CODE) if path.exists()]
 
 
 def describe(changes: Iterable[tuple[Change, str]]) -> str:
