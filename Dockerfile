@@ -5,6 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# Flowhook listens on loopback unless told otherwise: in a container, nobody could reach it.
+ENV FLOWHOOK_HOST=0.0.0.0
 
 WORKDIR /app
 

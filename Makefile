@@ -1,4 +1,6 @@
-# Flowhook: `make run` serves, `make test` tests. Both create .venv and install what they need.
+# Flowhook: `make run` serves, `make test` tests. Both create .venv and install what they need:
+# `make run` the runtime dependencies and what running locally takes (requirements-local.txt),
+# `make test` also the test and lint tools (requirements-dev.txt).
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +11,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 
 .PHONY: run test lint bench bench-smoke soak compose-check wrk clean
 
-run: $(VENV)/.installed  ## Redis (private unless REDIS_URL is set), web and workers, until Ctrl-C
+run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
 
 test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite (private Redis unless REDIS_URL is set)
@@ -42,10 +44,17 @@ lint: $(VENV)/.installed  ## fix what ruff can fix
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed-local: requirements.txt requirements-local.txt
+	@test -x $(BIN)/python || { echo "make: creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing what make run needs into $(VENV) (the first time takes a minute or two)"
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-local.txt
 	touch $@
+
+$(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt
+	@test -x $(BIN)/python || { echo "make: creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing the test and lint tools into $(VENV) (the first time takes a minute or two)"
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.installed-local
 
 clean:  ## remove the virtual environment and the local Redis data
 	rm -rf $(VENV) .flowhook .pytest_cache .mypy_cache .ruff_cache

@@ -29,8 +29,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     """
     app = Flask(__name__)
     overrides = {key: str(value) for key, value in (test_config or {}).items()}
-    settings = Settings.from_env({**os.environ, **overrides})
-    app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_body_bytes, FLOWHOOK_SETTINGS=settings)
+    environ = {**os.environ, **overrides}
+    settings = Settings.from_env(environ)
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        FLOWHOOK_SETTINGS=settings,
+        # The developer commands use the default Redis address only when told to (flowhook.state).
+        FLOWHOOK_REDIS_URL_GIVEN=bool(environ.get("REDIS_URL")),
+    )
     if test_config is not None:
         app.config.from_mapping(test_config)
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import RedisError
+# gevent patches each web process as gunicorn starts it. Patching here first, before this file
+# imports redis (whose asyncio part holds ssl names of its own), keeps gevent from warning in
+# every process that the patch came too late; the master only waits for signals and children.
+from gevent import monkey
 
-from flowhook import defaults
-from flowhook.checks import redis_warnings
-from flowhook.connection import connect
-from flowhook.settings import Settings
+monkey.patch_all()
+
+from redis.exceptions import RedisError  # noqa: E402 - after the patch, as gevent asks
+
+from flowhook import defaults  # noqa: E402
+from flowhook.checks import redis_warnings  # noqa: E402
+from flowhook.connection import connect  # noqa: E402
+from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
 
 _settings = Settings.from_env()
 
-bind = f"0.0.0.0:{_settings.port}"
+# This machine only unless FLOWHOOK_HOST opens it up: the container image sets 0.0.0.0, where
+# compose decides what is published.
+bind = f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_settings.host}:{_settings.port}"
 # Every call waits on Redis or on a handler's I/O for up to its budget. gevent makes those waits
 # cheap (a greenlet each, not a thread) and lets plain synchronous handlers in "web" mode run
 # concurrently; CPU-bound work belongs in the workers.
@@ -24,11 +33,12 @@ worker_connections = _settings.web_connections
 timeout = int(defaults.MAX_BUDGET) + 15
 graceful_timeout = int(defaults.MAX_BUDGET) + 5
 accesslog = "-"
-# One line per call: what it asked, its outcome (Flowhook's response headers), LoyJoy's trace id and
-# the time taken. No query string, no body, so no personal data.
+# One line per call: what it asked, its outcome and job (Flowhook's response headers), LoyJoy's
+# trace id (or a request id of Flowhook's own when LoyJoy sends none) and the time taken. No query
+# string, no body, so no personal data.
 access_log_format = (
     '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms status=%({x-flowhook-status}o)s '
-    "job=%({x-flowhook-job}o)s trace=%({x-b3-traceid}i)s"
+    "job=%({x-flowhook-job}o)s trace=%({x-request-id}o)s"
 )
 # gunicorn's control socket sits at one path per user: several instances on a host (or a read-only
 # home in a container) would trip over it, and Flowhook does not use it.
@@ -36,7 +46,9 @@ control_socket_disable = True
 
 
 def when_ready(server: Any) -> None:
-    """Once, in the master at start: warn about a Redis that could lose jobs or results."""
+    """Once, in the master at start: warn about misspelled settings and a Redis that could lose jobs."""
+    for warning in unknown_setting_warnings():
+        server.log.warning(warning)
     try:
         for warning in redis_warnings(connect(_settings)):
             server.log.warning(warning)

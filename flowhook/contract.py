@@ -42,6 +42,7 @@ class Outcome:
 
     status: str
     variables: Mapping[str, str] = field(default_factory=dict)
+    # The job that did (or does) the work; the answer names it only while `pending`.
     job_id: str = ""
     error: str = ""
     progress: str | None = None

@@ -17,6 +17,12 @@ SENTINEL_MASTER = "mymaster"
 QUEUE_NAME = "flowhook"
 HANDLERS_PACKAGE = "handlers"
 PORT = 8000
+# The address the web service listens on: this machine only, unless a setting opens it up (the
+# container image sets 0.0.0.0, and compose publishes the port on 127.0.0.1 of the host).
+HOST = "127.0.0.1"
+# Where `make run` writes what it started (its Redis URL, port and process id) for the developer
+# commands, relative to the project's folder; removed when it stops.
+STATE_FILE = ".flowhook/run.json"
 # gunicorn: processes, and concurrent calls in each (gevent greenlets: a waiting call costs little).
 WEB_PROCESSES = 2
 WEB_CONNECTIONS = 1000

@@ -23,7 +23,7 @@ from flowhook.contract import (
     failure_reason,
     flow_value,
 )
-from flowhook.exceptions import RetryableError
+from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.inline import InlineRunner, OverrunError
 from flowhook.jobs import UNKNOWN_JOB, JobStore, new_job_id
 from flowhook.registry import WEB, Handler, Registry
@@ -118,6 +118,9 @@ class Dispatcher:
             job_id = self.store.start(handler, envelope, inputs, job_id=call.idempotency_key)
             log.info("handler=%s asked for a retry; handed to a worker as job %s", handler.name, job_id)
             return self.store.wait(job_id, deadline)
+        except HandlerError as error:
+            # The handler's own answer for the flow (logged as the call's failure), not a fault.
+            return Outcome(FAILED, error=failure_reason(error))
         except Exception as error:
             log.exception("handler=%s failed inline", handler.name)
             return Outcome(FAILED, error=failure_reason(error))

@@ -240,14 +240,14 @@ class JobStore:
     def _outcome_of(self, job_id: str, result: Result) -> Outcome | None:
         """The outcome a result stands for; None for a retried attempt, which another follows."""
         if result.type == Result.Type.SUCCESSFUL:
-            return Outcome(DONE, variables=result.return_value or {})
+            return Outcome(DONE, variables=result.return_value or {}, job_id=job_id)
         if result.type == Result.Type.RETRIED:
             return None
         job = Job(job_id, connection=self.connection, serializer=self.serializer)
         reason = job.get_meta().get("error")
         if reason is None and any(sign in (result.exc_string or "") for sign in _PROCESS_GONE):
             reason = INTERRUPTED
-        return Outcome(FAILED, error=str(reason or "the job failed in the worker"))
+        return Outcome(FAILED, error=str(reason or "the job failed in the worker"), job_id=job_id)
 
     def _unfinished(self, job_id: str) -> Outcome:
         """Outcome once the wait is over: pending with progress, or what became of the job."""
@@ -262,7 +262,9 @@ class JobStore:
         # It ended just as the wait timed out, or ended without a result (stopped, cancelled).
         result = job.latest_result()
         outcome = self._outcome_of(job_id, result) if result is not None else None
-        return outcome or Outcome(FAILED, error=str(job.meta.get("error") or f"the job was {status.value}"))
+        return outcome or Outcome(
+            FAILED, error=str(job.meta.get("error") or f"the job was {status.value}"), job_id=job_id
+        )
 
 
 def forget(connection: Redis, owners: set[str], serializer: Any) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from apispec import APISpec
@@ -57,6 +58,15 @@ def _flow_id(_: Any, field: fields.Field[Any], **__: Any) -> dict[str, Any]:
     return {}
 
 
+def _json_numbers(_: Any, __: fields.Field[Any], ret: dict[str, Any], **___: Any) -> dict[str, Any]:
+    """Limits of a Decimal field as JSON numbers: apispec keeps them Decimal, which JSON writes as text."""
+    return {
+        key: int(value) if value == value.to_integral_value() else float(value)
+        for key, value in ret.items()
+        if isinstance(value, Decimal)
+    }
+
+
 ERRORS = {
     "400": "not JSON, not an object, no process_instance_id, a bad variable name, nested too deep",
     "413": "the body, a value or the number of variables is over its limit",
@@ -76,6 +86,7 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         info={"description": "The backend LoyJoy's WebService module calls: one endpoint per handler."},
     )
     plugin.converter.add_attribute_function(_flow_id)  # type: ignore[union-attr]
+    plugin.converter.add_attribute_function(_json_numbers)  # type: ignore[union-attr]
     for name, component in (("Envelope", EnvelopeSchema), ("Answer", AnswerSchema), ("Error", ErrorSchema)):
         spec.components.schema(name, schema=component)
     spec.components.schema("Health", schema=HealthSchema)
@@ -87,15 +98,28 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
         spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
         spec.components.security_scheme("token", {"type": "apiKey", "in": "query", "name": "token"})
+    # Handlers that share an Input class share its component: apispec describes a class once.
+    input_components: dict[type[Schema], str] = {}
     for handler in registry.values():
         reads = ", ".join(handler.input_schema.load_fields) if handler.input_schema is not None else "every variable"
+        body: dict[str, Any] = {"$ref": "#/components/schemas/Envelope"}
+        if handler.input_schema is not None:
+            # The handler's own fields, with their types and formats, as what `variables` must hold;
+            # LoyJoy's other variables may come along (the schema ignores them).
+            input_class = type(handler.input_schema)
+            if input_class not in input_components:
+                input_components[input_class] = f"{handler.name}.Input"
+                spec.components.schema(input_components[input_class], schema=handler.input_schema)
+            input_name = input_components[input_class]
+            variables = {"$ref": f"#/components/schemas/{input_name}"}
+            body = {"allOf": [body, {"type": "object", "properties": {"variables": variables}}]}
         spec.path(
             path=f"/webservice/{handler.name}",
             operations={
                 "post": {
                     "summary": f"Call the {handler.name} handler",
                     "description": f"Reads {reads}; answers {handler.namespace}_status, _job, _error.",
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": "Envelope"}}},
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
                     "responses": {
                         "200": {
                             "description": "the status variables, and the results when done",

@@ -13,7 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 # Exit codes that mean "do not start again": stopped on request, or a configuration error.
@@ -21,6 +23,12 @@ FINAL = (0, 2)
 # A command that dies this soon after starting, this many times in a row, is not started again.
 TOO_SOON = 5.0
 GIVE_UP_AFTER = 3
+# make run's process manager kills what is left of a part 5 s after asking it to stop, and that
+# reaches this process, not the command's own process group. Before then the command is asked again
+# (a worker then interrupts its running jobs, and they are answered "interrupted") and, should it
+# still be there, killed: no worker of an older version of the code is left running.
+ASK_AGAIN_AFTER = 3.0
+KILL_AFTER = 4.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,9 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum: int, _: FrameType | None) -> None:
         nonlocal stopping
-        stopping = True
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
+        if child is None or child.poll() is not None:
+            stopping = True
+            return
+        if not stopping:
+            stopping = True
+            running = child
+            _later(ASK_AGAIN_AFTER, running, lambda: running.send_signal(signum))
+            _later(KILL_AFTER, running, lambda: os.killpg(running.pid, signal.SIGKILL))
+        child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -58,6 +72,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"flowhook: {' '.join(command)} died {quick_deaths} times at start; not again", file=sys.stderr)
             return code
         print(f"flowhook: {' '.join(command)} died (exit {code}); starting it again", file=sys.stderr, flush=True)
+
+
+def _later(delay: float, child: subprocess.Popen[bytes], deed: Callable[[], None]) -> None:
+    """Do ``deed`` in ``delay`` seconds, if ``child`` is still running then."""
+
+    def act() -> None:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                deed()
+
+    timer = threading.Timer(delay, act)
+    timer.daemon = True
+    timer.start()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class Settings:
     max_depth: int = defaults.MAX_DEPTH
     max_variables: int = defaults.MAX_VARIABLES
     max_value_length: int = defaults.MAX_VALUE_LENGTH
+    host: str = defaults.HOST
+    state_file: str = defaults.STATE_FILE
 
     def tokens_for(self, handler: str) -> tuple[str, ...]:
         """The tokens that open a handler: its own (FLOWHOOK_TOKENS_<NAME>) or the global ones."""
@@ -142,6 +145,8 @@ class _SettingsSchema(Schema):
     max_value_length = fields.Integer(data_key="FLOWHOOK_MAX_VALUE_LENGTH", validate=validate.Range(min=1))
     web_processes = fields.Integer(data_key="WEB_CONCURRENCY", validate=validate.Range(min=1))
     web_connections = fields.Integer(data_key="FLOWHOOK_CONNECTIONS", validate=validate.Range(min=1, max=10000))
+    host = fields.String(data_key="FLOWHOOK_HOST", validate=validate.Length(min=1))
+    state_file = fields.String(data_key="FLOWHOOK_STATE_FILE", validate=validate.Length(min=1))
 
     def __init__(self, context_tokens: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -159,3 +164,28 @@ class _SettingsSchema(Schema):
     def _make(self, data: dict[str, object], **_: object) -> Settings:
         handler_tokens = {name: _token_list(value) for name, value in self.context_tokens.items()}
         return Settings(**data, handler_tokens=handler_tokens)  # type: ignore[arg-type]
+
+
+# FLOWHOOK_ names read by something other than the settings object: compose's published address,
+# and the token `flask --app app call` presents.
+_OTHER_NAMES = ("FLOWHOOK_PUBLISH", "FLOWHOOK_CALL_TOKEN")
+
+
+def unknown_setting_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning for each ``FLOWHOOK_*`` name Flowhook does not read, with the closest known name.
+
+    A misspelled setting (``FLOWHOOK_BUDEGT=3``) would otherwise be ignored without a word.
+    """
+    environ = os.environ if environ is None else environ
+    read_by_settings = {field.data_key for field in _SettingsSchema().fields.values() if field.data_key}
+    known = sorted(read_by_settings | set(_OTHER_NAMES))
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("FLOWHOOK_") or name in known or name.startswith(_HANDLER_TOKENS):
+            continue
+        # Compared without the common prefix, which would make every name look alike.
+        by_suffix = {known_name.removeprefix("FLOWHOOK_"): known_name for known_name in known}
+        closest = difflib.get_close_matches(name.removeprefix("FLOWHOOK_"), by_suffix, n=1)
+        hint = f"; did you mean {by_suffix[closest[0]]}?" if closest else ""
+        warnings.append(f"{name} is not a Flowhook setting and is ignored{hint}")
+    return warnings

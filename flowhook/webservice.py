@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from flowhook.auth import authorized, presented_token
-from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, parse_envelope
+from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value, parse_envelope
 from flowhook.dispatch import Dispatcher
+from flowhook.jobs import JOB_ID
 from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webservice", __name__)
 
 CHALLENGE = WWWAuthenticate("bearer", {"realm": "flowhook"})
+# LoyJoy's trace id (B3: 16 or 32 hex digits); anything else is not logged as one.
+TRACE_ID = re.compile(r"^[0-9a-fA-F]{16,32}$")
 
 
 def current_dispatcher() -> Dispatcher:
@@ -55,13 +60,30 @@ def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         log.info("handler=%s instance=%s variables=%r", name, envelope.process_instance_id, dict(envelope.variables))
     outcome = dispatcher.dispatch(handler, envelope, started)
     if outcome.status in (FAILED, INVALID):
-        log.info("handler=%s %s: %s", handler.name, outcome.status, outcome.error)
-    # Read by the access log line (gunicorn.conf.py): one line per call with its outcome.
-    headers = {"X-Flowhook-Status": outcome.status, "X-Flowhook-Job": outcome.job_id or "-"}
+        log.info("handler=%s trace=%s %s: %s", handler.name, g.trace_id, outcome.status, outcome.error)
+    # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
+    # job a poll asked about even once the answer no longer names it, to match the worker's lines.
+    polled = flow_value(envelope.variables.get(f"{handler.namespace}_job"))
+    job_id = outcome.job_id or (polled if JOB_ID.match(polled) else "-")
+    headers = {"X-Flowhook-Status": outcome.status, "X-Flowhook-Job": job_id}
     return answer(handler.namespace, outcome), 200, headers
+
+
+def _trace_request() -> None:
+    """Give every request an id for its log lines: LoyJoy's X-B3-TraceId, or one of its own."""
+    sent = request.headers.get("X-B3-TraceId", "")
+    g.trace_id = sent if TRACE_ID.match(sent) else uuid.uuid4().hex[:16]
+
+
+def _answer_trace(response: Response) -> Response:
+    """Answer the id (X-Request-Id), for the access log line and for whoever debugs the call."""
+    response.headers["X-Request-Id"] = g.get("trace_id", "-")
+    return response
 
 
 def init_app(app: Flask, dispatcher: Dispatcher) -> None:
     """Serve the endpoint with the given dispatcher."""
     app.extensions["flowhook"] = dispatcher
+    app.before_request(_trace_request)
+    app.after_request(_answer_trace)
     app.register_blueprint(bp)

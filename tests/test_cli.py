@@ -1,11 +1,62 @@
-"""The developer commands: handlers, new."""
+"""The developer commands: handlers, new, jobs, forget, and RQ's own `rq info` through flowhook.rq_config."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskCliRunner
+from redis import Redis
+from rq import Queue
+
+from flowhook.redis_server import EmbeddedRedis, free_port
+from tests.conftest import ROOT, CallFunction, WorkerPool
+
+BIN = Path(sys.executable).parent
+
+
+def developer_command(*command: str, state_file: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Run a command as a developer types it in the project's folder: REDIS_URL and PORT unset unless given."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "PORT")}
+    environment.update(FLASK_SKIP_DOTENV="1", FLOWHOOK_STATE_FILE=str(state_file), FLOWHOOK_HANDLERS="tests.handlers")
+    environment.update(settings)
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def record_make_run(state_file: Path, redis_url: str, pid: int) -> None:
+    """Write the state file as a running `make run` does."""
+    record = {"pid": pid, "redis_url": redis_url, "host": "127.0.0.1", "port": 1}
+    state_file.write_text(json.dumps(record))
+
+
+@pytest.fixture
+def make_run_stand_in() -> Iterator[int]:
+    """A live process whose command line names `make run`'s module, standing in for one serving the test Redis."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "flowhook.local"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def assert_one_line_error(finished: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert finished.returncode != 0
+    assert "Traceback" not in finished.stderr
+    assert len(finished.stderr.strip().splitlines()) == 1, finished.stderr
+    for needle in needles:
+        assert needle in finished.stderr
 
 
 def test_handlers_lists_every_handler_with_its_effective_settings(runner: FlaskCliRunner) -> None:
@@ -44,3 +95,112 @@ def test_new_never_overwrites(runner: FlaskCliRunner, tmp_path: Path) -> None:
     again = runner.invoke(args=arguments)
     assert again.exit_code == 1
     assert "exists already" in again.output
+
+
+def test_new_prints_commands_that_run_as_printed(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(args=["new", "greet", "--handlers-dir", str(tmp_path / "h"), "--tests-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    commands = [line.split() for line in result.output.splitlines() if line.startswith("  ")]
+    call_line = next(" ".join(command) for command in commands if command[0].endswith("/flask"))
+    test_line = next(" ".join(command) for command in commands if command[0].endswith("/pytest"))
+    flask, *arguments = call_line.split()
+    assert flask.endswith("/flask")
+    assert (Path.cwd() / flask).is_file()  # typed in the project's folder, the path holds
+    assert arguments == ["--app", "app", "call", "greet", "--var", "name=Ada"]
+    assert (Path.cwd() / test_line.split()[1]).samefile(tmp_path / "test_handler_greet.py")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("flask", "--app", "app", "forget", "conv-1"),
+        ("flask", "--app", "app", "jobs"),
+        ("flask", "--app", "app", "call", "quick"),
+        ("rq", "info", "-c", "flowhook.rq_config"),
+    ],
+)
+def test_without_make_run_or_redis_url_a_command_says_so_in_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    finished = developer_command(*command, state_file=tmp_path / "run.json")
+    assert_one_line_error(finished, "no Flowhook is running here", "make run")
+
+
+def test_a_state_file_left_by_a_dead_make_run_is_not_a_service(tmp_path: Path, redis_url: str) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    record_make_run(tmp_path / "run.json", redis_url, dead.pid)
+    finished = developer_command("flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json")
+    assert_one_line_error(finished, "no Flowhook is running here")
+    # Its process number now belongs to another program (here: this test's own process).
+    record_make_run(tmp_path / "run.json", redis_url, os.getpid())
+    finished = developer_command("flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json")
+    assert_one_line_error(finished, "no Flowhook is running here")
+
+
+def test_forget_without_a_reachable_redis_is_one_line(tmp_path: Path) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    finished = developer_command(
+        "flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json", REDIS_URL=down
+    )
+    assert_one_line_error(finished, "cannot reach Redis at " + down)
+
+
+def test_forget_refuses_a_redis_that_is_not_the_services(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path / "other", appendonly=False) as other:
+        client = Redis.from_url(other.url)
+        client.set("someone-elses", "data")
+        finished = developer_command(
+            "flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json", REDIS_URL=other.url
+        )
+        assert_one_line_error(finished, "not Flowhook's", "nothing done")
+        assert "deleted" not in finished.stdout
+        assert client.dbsize() == 1
+        client.close()
+
+
+def test_forget_acts_on_the_redis_of_the_running_make_run(
+    call: CallFunction, instance: str, redis: Redis, redis_url: str, tmp_path: Path, make_run_stand_in: int
+) -> None:
+    assert call("kept", {})["kept_status"] == "done"
+    job_id = call("kept", {})["key"]  # the job's id is its idempotency key
+    assert redis.exists(f"rq:job:{job_id}")
+    record_make_run(tmp_path / "run.json", redis_url, make_run_stand_in)
+    finished = developer_command("flask", "--app", "app", "forget", instance, state_file=tmp_path / "run.json")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith(f"deleted 2 jobs and 0 rate-limit counters of {instance}")
+    assert not redis.exists(f"rq:job:{job_id}")
+
+
+def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
+    call: CallFunction, redis: Redis, redis_url: str, test_workers: WorkerPool, tmp_path: Path, make_run_stand_in: int
+) -> None:
+    assert call("boom", {"email": "ada@example.org"})["boom_status"] == "failed"
+    queues = [queue for queue in Queue.all(connection=redis) if queue.name.startswith(test_workers.queue)]
+    failed = [job_id for queue in queues for job_id in queue.failed_job_registry.get_job_ids()]
+    assert failed
+    record_make_run(tmp_path / "run.json", redis_url, make_run_stand_in)
+    jobs = developer_command("flask", "--app", "app", "jobs", "--limit", "1000", state_file=tmp_path / "run.json")
+    assert jobs.returncode == 0, jobs.stderr
+    listed = jobs.stdout.split(test_workers.queue, 1)[1]
+    assert f"{failed[-1]}  boom" in listed
+    assert "ada@example.org" not in jobs.stdout
+    info = developer_command("rq", "info", "-c", "flowhook.rq_config", state_file=tmp_path / "run.json")
+    assert info.returncode == 0, info.stderr
+    assert test_workers.queue in info.stdout
+    assert "failed" in info.stdout
+
+
+def test_the_commands_read_env_as_make_run_does(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FLOWHOOK_HANDLERS=tests.handlers\n")
+    environment = {key: value for key, value in os.environ.items() if key != "FLOWHOOK_HANDLERS"}
+    environment.update(PYTHONPATH=str(ROOT), FLOWHOOK_STATE_FILE=str(tmp_path / "run.json"))
+    listed = subprocess.run(
+        [str(BIN / "flask"), "--app", "app", "handlers"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "kept  /webservice/kept" in listed.stdout

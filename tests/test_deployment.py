@@ -196,3 +196,13 @@ def test_the_web_and_worker_commands_serve_with_the_compose_environment(compose_
     logs = (tmp_path / "web.log").read_text() + (tmp_path / "worker.log").read_text()
     assert "maxmemory-policy" not in logs  # the compose Redis draws no warning
     assert "keeps nothing on disk" not in logs
+
+
+def test_the_container_listens_on_every_interface_and_the_local_run_on_loopback() -> None:
+    assert "ENV FLOWHOOK_HOST=0.0.0.0" in (ROOT / "Dockerfile").read_text().splitlines()
+    assert services()["web"]["environment"]["FLOWHOOK_HOST"] == "0.0.0.0"
+    assert env_example()["FLOWHOOK_HOST"] == "127.0.0.1"
+
+
+def test_local_settings_are_never_committed() -> None:
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()

@@ -31,6 +31,7 @@ class Service:
     url: str
     log: Path
     data_dir: Path
+    state_file: Path
 
     def call(self, handler: str, variables: dict[str, str], instance: str = "e2e-1") -> dict[str, str]:
         response = requests.post(
@@ -43,30 +44,49 @@ class Service:
         return answer
 
 
-def wait_for_log(log: Path, *needles: str, timeout: float = 30.0) -> None:
-    """Wait until every needle appears in the launcher's output."""
+def wait_for_log(log: Path, *needles: str, timeout: float = 30.0, times: int = 1) -> None:
+    """Wait until every needle appears in the launcher's output (``times`` times or more)."""
     deadline = time.monotonic() + timeout
-    while not all(needle in log.read_text(errors="replace") for needle in needles):
+    while not all(log.read_text(errors="replace").count(needle) >= times for needle in needles):
         if time.monotonic() > deadline:
             pytest.fail(f"not in the output within {timeout} s: {needles}\n{log.read_text(errors='replace')}")
         time.sleep(0.1)
 
 
-@contextmanager
-def running_service(tmp_path: Path, **settings: str) -> Iterator[Service]:
-    """`make run`'s command with REDIS_URL unset, on a free port, with a 1 s budget and ``settings``."""
-    port = free_port()
+def make_run_command(tmp_path: Path) -> list[str]:
+    """`make run`'s command with its files (Redis data, state file, .env) in ``tmp_path``."""
+    return [
+        *(sys.executable, "-m", "flowhook.local", "--workers", "1"),
+        *("--data-dir", str(tmp_path / "redis"), "--env-file", str(tmp_path / ".env")),
+    ]
+
+
+def make_run_environment(tmp_path: Path, port: int, **settings: str) -> dict[str, str]:
+    """REDIS_URL unset, on ``port``, a 1 s budget, the state file in ``tmp_path``, and ``settings``."""
     environment = {**os.environ, "PORT": str(port), "FLOWHOOK_BUDGET": "1", "PYTHONUNBUFFERED": "1"}
     environment.pop("REDIS_URL", None)
     environment.pop("FLOWHOOK_HANDLERS", None)
+    environment["FLOWHOOK_STATE_FILE"] = str(tmp_path / "run.json")
     environment.update(settings)
+    return environment
+
+
+@contextmanager
+def running_service(tmp_path: Path, **settings: str) -> Iterator[Service]:
+    """`make run`'s command on a free port (see make_run_environment)."""
+    port = free_port()
     log = tmp_path / "run.log"
-    command = [sys.executable, "-m", "flowhook.local", "--workers", "1", "--data-dir", str(tmp_path / "redis")]
     with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            make_run_command(tmp_path),
+            cwd=ROOT,
+            env=make_run_environment(tmp_path, port, **settings),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_log(log, "Listening at", "Listening on flowhook")
-        yield Service(process, f"http://127.0.0.1:{port}", log, tmp_path / "redis")
+        yield Service(process, f"http://127.0.0.1:{port}", log, tmp_path / "redis", tmp_path / "run.json")
     finally:
         stop_tree(process)
 
@@ -139,7 +159,7 @@ def test_make_run_starts_a_worker_again_when_a_handler_ends_its_process(tmp_path
 
 def flask_cli(*arguments: str, **settings: str) -> subprocess.CompletedProcess[str]:
     """Run ``flask --app app ...`` as a developer would, in the project's folder."""
-    environment = {**os.environ, **settings}
+    environment = {**os.environ, "FLASK_SKIP_DOTENV": "1", **settings}  # not the developer's own .env
     command = [sys.executable, "-m", "flask", "--app", "app", *arguments]
     return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False)
 

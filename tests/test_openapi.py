@@ -10,6 +10,9 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
+from flowhook.openapi import build
+from flowhook.registry import discover
+from flowhook.settings import Settings
 from tests.test_e2e import running_service
 
 BIN = Path(sys.executable).parent
@@ -24,6 +27,29 @@ def test_the_document_describes_every_handler_and_its_answers(client: FlaskClien
     assert "email, count" in operation["description"]
     envelope = document["components"]["schemas"]["Envelope"]
     assert envelope["required"] == ["process_instance_id"]
+
+
+def test_each_handlers_input_schema_is_in_the_document(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert document is not None
+    body = document["paths"]["/webservice/typed"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    envelope, variables = body["allOf"]
+    assert envelope == {"$ref": "#/components/schemas/Envelope"}
+    assert variables["properties"]["variables"] == {"$ref": "#/components/schemas/typed.Input"}
+    typed_input = document["components"]["schemas"]["typed.Input"]
+    assert typed_input["properties"] == {"email": {"type": "string", "format": "email"}, "count": {"type": "integer"}}
+    assert sorted(typed_input["required"]) == ["count", "email"]
+    assert "additionalProperties" not in typed_input  # LoyJoy's other variables come along
+    # A handler without a schema reads every variable: the envelope alone describes its body.
+    untyped = document["paths"]["/webservice/kept"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert untyped == {"$ref": "#/components/schemas/Envelope"}
+
+
+def test_a_decimal_fields_limits_are_numbers_not_text() -> None:
+    settings = Settings()  # the example handlers: sleep reads a Decimal between 0 and 300
+    seconds = build(discover(settings), settings)["components"]["schemas"]["sleep.Input"]["properties"]["seconds"]
+    assert seconds == {"type": "number", "minimum": 0, "maximum": 300}
+    assert type(seconds["maximum"]) is int  # a Decimal would be written as the text "300"
 
 
 @pytest.mark.e2e
@@ -45,4 +71,5 @@ def test_schemathesis_finds_no_server_error_undocumented_status_or_broken_answer
         finished = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         log = service.log.read_text(errors="replace")
     assert finished.returncode == 0, finished.stdout[-5000:]
+    # A handler's own HandlerError or RetryableError is logged in one line; anything else is a fault.
     assert "Traceback" not in log

@@ -6,7 +6,7 @@ import pytest
 
 from flowhook import defaults
 from flowhook.exceptions import ConfigurationError
-from flowhook.settings import Settings
+from flowhook.settings import Settings, unknown_setting_warnings
 
 
 def test_defaults_apply_when_nothing_is_set() -> None:
@@ -38,3 +38,32 @@ def test_every_bad_setting_is_named() -> None:
         Settings.from_env({"PORT": "http", "FLOWHOOK_JOB_TIMEOUT": "0"})
     assert "PORT" in str(caught.value)
     assert "FLOWHOOK_JOB_TIMEOUT" in str(caught.value)
+
+
+def test_the_web_service_listens_on_loopback_unless_told_otherwise() -> None:
+    assert Settings.from_env({}).host == "127.0.0.1"
+    assert Settings.from_env({"FLOWHOOK_HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
+def test_a_misspelled_setting_is_named_with_the_closest_known_one() -> None:
+    environ = {
+        "FLOWHOOK_BUDEGT": "3",
+        "FLOWHOOK_PORT": "9000",
+        "FLOWHOOK_NONSENSE_XYZ": "1",
+        "FLOWHOOK_BUDGET": "2",
+        "FLOWHOOK_TOKENS_ORDER_LOOKUP": "a" * 16,  # a handler's tokens: known by its prefix
+        "FLOWHOOK_PUBLISH": "127.0.0.1:8000",  # read by docker-compose.yml
+        "PATH": "/usr/bin",
+    }
+    assert unknown_setting_warnings(environ) == [
+        "FLOWHOOK_BUDEGT is not a Flowhook setting and is ignored; did you mean FLOWHOOK_BUDGET?",
+        "FLOWHOOK_NONSENSE_XYZ is not a Flowhook setting and is ignored",
+        "FLOWHOOK_PORT is not a Flowhook setting and is ignored; did you mean PORT?",
+    ]
+
+
+def test_every_documented_setting_is_known() -> None:
+    from tests.test_deployment import env_example
+
+    flowhook_names = {name: "x" for name in env_example() if name.startswith("FLOWHOOK_")}
+    assert unknown_setting_warnings(flowhook_names) == []

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from flowhook.exceptions import FlowhookError
-from flowhook.settings import Settings
+from flowhook.settings import Settings, unknown_setting_warnings
 
 # The classes by FLOWHOOK_WORKER_CLASS, imported once chosen (and, for "pool", once patched).
 WORKER_CLASSES = {
@@ -67,6 +67,8 @@ def serve(settings: Settings, burst: bool) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("rq.worker").addFilter(RoutineChores())
+    for warning in unknown_setting_warnings():
+        logging.getLogger(__name__).warning(warning)
     connection = connect(settings)
     warn_about_redis(connection)
     queues = {name: handler_queue(settings, connection, name) for name in handlers}

@@ -1,0 +1,70 @@
+"""One version of the code serving: the web service under gunicorn and the RQ workers, under honcho.
+
+`make run` (``flowhook.local``) starts this with the Redis it runs, and stops it and starts it
+anew when the code changes, so web and workers always run the same code. ``--check`` imports the
+code as they will (the app, every handler, the workers' modules) and says what is broken, so
+that a broken edit never replaces a serving version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from pathlib import Path
+
+from honcho.manager import Manager
+
+from flowhook.exceptions import FlowhookError
+from flowhook.registry import discover
+from flowhook.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# The workers' code is compiled, not imported: importing it would patch this process for gevent.
+WORKER_CODE = ROOT / "workers"
+
+
+def check() -> int:
+    """0 when settings, handlers and Flowhook's code load, naming the handlers; else 2, saying what is wrong."""
+    try:
+        handlers = discover(Settings.from_env())
+        importlib.import_module("app")
+        for source in sorted(WORKER_CODE.rglob("*.py")):
+            compile(source.read_text(), str(source), "exec")
+    except FlowhookError as error:
+        print(f"flowhook: {error}", file=sys.stderr)
+        return 2
+    except SyntaxError as error:
+        print("flowhook: " + "".join(traceback.format_exception_only(error)).rstrip(), file=sys.stderr)
+        return 2
+    except Exception:
+        # A broken edit of Flowhook's own code: where it broke, not the whole import chain.
+        print("flowhook: the code does not load:", file=sys.stderr)
+        print(traceback.format_exc(limit=-3).rstrip(), file=sys.stderr)
+        return 2
+    print(", ".join(handlers))
+    return 0
+
+
+def serve(workers: int) -> int:
+    """Run gunicorn and ``workers`` RQ workers until one of them ends or a signal stops them."""
+    manager = Manager()
+    manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app")
+    for number in range(1, workers + 1):
+        # Started again if it dies, as docker-compose.yml's `restart: unless-stopped` does.
+        manager.add_process(f"worker.{number}", f"{sys.executable} -m flowhook.respawn {sys.executable} -m workers")
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flowhook.stack", description=__doc__)
+    parser.add_argument("--workers", type=int, default=2, help="RQ workers to start (default 2)")
+    parser.add_argument("--check", action="store_true", help="only check that the code loads")
+    args = parser.parse_args(argv)
+    return check() if args.check else serve(args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

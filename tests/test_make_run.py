@@ -1,0 +1,222 @@
+"""`make run` as a newcomer meets it: found by the developer commands, reloaded on edit, safe by default."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from flowhook.redis_server import free_port
+from tests.conftest import ROOT
+from tests.test_e2e import Service, make_run_command, make_run_environment, running_service, wait_for_log
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+TOKEN = "a-token-of-twenty-chars"
+
+
+def developer_command(service: Service, *command: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """A command typed in the project's folder while `service` runs: REDIS_URL and PORT unset."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "PORT")}
+    environment.update(FLASK_SKIP_DOTENV="1", FLOWHOOK_STATE_FILE=str(service.state_file), **settings)
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_commands_find_make_run_which_removes_its_record_when_it_stops(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        record = json.loads(service.state_file.read_text())
+        assert record["pid"] == service.process.pid
+        assert f"http://127.0.0.1:{record['port']}" == service.url
+
+        called = developer_command(service, "flask", "--app", "app", "call", "sleep", "--var", "seconds=2")
+        assert called.returncode == 0, called.stderr  # on make run's port, without --url
+        assert '"slept": "2"' in called.stdout
+        job_id = re.search(r"pending  job ([0-9a-f]{32})", called.stdout)
+        assert job_id is not None
+        listed = developer_command(service, "flask", "--app", "app", "handlers")
+        assert f"sleep  {service.url}/webservice/sleep" in listed.stdout
+        info = developer_command(service, "rq", "info", "-c", "flowhook.rq_config")
+        assert info.returncode == 0, info.stderr
+        assert "flowhook" in info.stdout
+        assert "1 workers" in info.stdout
+
+        # The poll answered done names its job, and a call without LoyJoy's trace id has an id.
+        wait_for_log(service.log, f"status=done job={job_id.group(1)} trace=")
+        log = service.log.read_text()
+        assert re.search(rf"status=pending job={job_id.group(1)} trace=[0-9a-f]{{16}}\n", log)
+        assert "MonkeyPatchWarning" not in log
+
+        service.process.send_signal(signal.SIGINT)
+        assert service.process.wait(timeout=30) == 0
+    assert not service.state_file.exists()
+    finished = developer_command(service, "flask", "--app", "app", "forget", "e2e-1")
+    assert finished.returncode == 1
+    assert "no Flowhook is running here" in finished.stderr
+
+
+def test_call_presents_a_token(tmp_path: Path) -> None:
+    with running_service(tmp_path, FLOWHOOK_TOKENS=TOKEN) as service:
+        refused = developer_command(service, "flask", "--app", "app", "call", "echo")
+        assert refused.returncode == 1
+        assert "answered 401" in refused.stderr
+        assert "--token" in refused.stderr
+        for arguments, settings in (
+            (["--token", TOKEN], {}),
+            ([], {"FLOWHOOK_CALL_TOKEN": TOKEN}),
+            (["--url", f"{service.url}/?token={TOKEN}"], {}),
+        ):
+            answered = developer_command(service, "flask", "--app", "app", "call", "echo", *arguments, **settings)
+            assert answered.returncode == 0, (arguments, answered.stderr)
+            assert '"echo_status": "done"' in answered.stdout
+            assert TOKEN not in answered.stdout + answered.stderr
+
+
+def write_handler(package: Path, version: str, field: str) -> None:
+    """The team's handler at ``version``: it reads ``field``, runs in a worker and says its version."""
+    (package / "greet.py").write_text(
+        "from marshmallow import Schema, fields\n\n\n"
+        f"class Input(Schema):\n    {field} = fields.String(required=True)\n\n\n"
+        f"def handle(call):\n    return {{'version': '{version}', 'hello': call.variables['{field}']}}\n"
+    )
+
+
+def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_last_good_version(
+    tmp_path: Path,
+) -> None:
+    code = tmp_path / "code"
+    package = code / "team_handlers"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    write_handler(package, "1", "name")
+    # One web process: once it has answered, every process has loaded the code, and a process that
+    # starts later (loading the broken code) cannot be what the test sees.
+    team = {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
+    with running_service(tmp_path, **team) as service:
+        assert service.call("greet", {"name": "Ada"})["version"] == "1"
+
+        (package / "greet.py").write_text((package / "greet.py").read_text() + "\ndef broken(:\n")
+        wait_for_log(service.log, "not reloaded, the last good version keeps serving")
+        assert "greet.py" in service.log.read_text().split("changed; checking the code")[-1]
+        assert [service.call("greet", {"name": "Ada"})["version"] for _ in range(4)] == ["1"] * 4
+
+        write_handler(package, "2", "nickname")  # a new schema (checked by the web) and a new result
+        wait_for_log(service.log, "restarting web and workers")
+        wait_for_log(service.log, "Listening at", "Listening on flowhook", times=2)
+        answers = [call_when_up(service, "greet", {"nickname": "Ada"}) for _ in range(6)]
+        assert [(a["greet_status"], a.get("version")) for a in answers] == [("done", "2")] * 6
+        assert service.call("greet", {"name": "Ada"})["greet_status"] == "invalid"  # the web has the new schema
+        assert service.process.poll() is None
+
+
+def test_a_part_that_restarts_into_broken_code_stops_the_stack_until_the_fix_not_make_run(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    package = code / "team_handlers"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    write_handler(package, "1", "name")
+    team = {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
+    with running_service(tmp_path, **team) as service:
+        assert service.call("greet", {"name": "Ada"})["version"] == "1"
+        (package / "greet.py").write_text("def handle(call) return\n")
+        wait_for_log(service.log, "not reloaded, the last good version keeps serving")
+
+        rq_worker = next(
+            process
+            for process in psutil.Process(service.process.pid).children(recursive=True)
+            if process.cmdline()[1:] == ["-m", "workers"]
+        )
+        rq_worker.kill()  # its respawn imports the broken handler and exits: the stack stops
+        wait_for_log(service.log, "the service stopped")
+        assert service.process.poll() is None  # make run waits for the fix
+
+        write_handler(package, "2", "name")
+        wait_for_log(service.log, "restarting web and workers")
+        assert call_when_up(service, "greet", {"name": "Ada"})["version"] == "2"
+
+
+def call_when_up(service: Service, handler: str, variables: dict[str, str], timeout: float = 20) -> dict[str, str]:
+    """Call once the restarted web service answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return service.call(handler, variables)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "the web service did not come back"
+            time.sleep(0.1)
+
+
+def test_a_busy_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run(
+            make_run_command(tmp_path),
+            cwd=ROOT,
+            env=make_run_environment(tmp_path, port),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert finished.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in finished.stderr
+    assert f"PORT={port + 1} make run" in finished.stderr
+    assert "serving" not in finished.stdout
+    assert not (tmp_path / "redis").exists()  # no Redis was started
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_a_second_make_run_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    with running_service(tmp_path) as service:
+        second = subprocess.run(
+            make_run_command(tmp_path),
+            cwd=ROOT,
+            env=make_run_environment(tmp_path, free_port()),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 2
+        assert f"already running here (pid {service.process.pid}, {service.url})" in second.stderr
+        assert json.loads(service.state_file.read_text())["pid"] == service.process.pid
+
+
+def test_make_run_reads_env_listens_on_loopback_and_names_a_misspelled_setting(tmp_path: Path) -> None:
+    # The environment wins over .env (PORT), .env fills in what it lacks (the handlers).
+    (tmp_path / ".env").write_text("FLOWHOOK_HANDLERS=tests.handlers\nPORT=1\nFLOWHOOK_BUDEGT=3\n")
+    with running_service(tmp_path) as service:
+        assert service.call("kept", {})["kept_status"] == "done"  # a handler of tests.handlers
+        assert "FLOWHOOK_BUDEGT is not a Flowhook setting and is ignored; did you mean FLOWHOOK_BUDGET?" in (
+            service.log.read_text()
+        )
+        port = int(service.url.rsplit(":", 1)[1])
+        listening = {
+            connection.laddr.ip
+            for connection in psutil.net_connections(kind="inet")
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+        }
+        assert listening == {"127.0.0.1"}
+        banner = next(line for line in service.log.read_text().splitlines() if line.startswith("flowhook: serving"))
+        assert "kept" in banner
+        assert f"at {service.url}/webservice/<handler>" in banner
