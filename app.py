@@ -49,7 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     health.init_app(app)
     openapi.init_app(app, registry, settings)
     limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
-    webservice.init_app(app, Dispatcher(registry, store, inline, limits))
+    webservice.init_app(app, Dispatcher(registry, store, inline, limits, settings.outage_limit))
     ratelimit.init_app(app, settings)
     if settings.trusted_proxies:
         # Behind a proxy, the client address is the one the trusted proxies put in X-Forwarded-For.

@@ -32,6 +32,10 @@ worker_connections = _settings.web_connections
 # A call never takes longer than the largest budget; past this the worker is surely stuck.
 timeout = int(defaults.MAX_BUDGET) + 15
 graceful_timeout = int(defaults.MAX_BUDGET) + 5
+# An idle keep-alive connection stays open longer than a proxy in front keeps it (defaults.py):
+# gunicorn's own 2 s would close connections the proxy still reuses, and its next request would
+# meet a reset (a 502 at the proxy).
+keepalive = _settings.keepalive
 accesslog = "-"
 # One line per call: what it asked, its outcome and job (Flowhook's response headers), LoyJoy's
 # trace id (or a request id of Flowhook's own when LoyJoy sends none) and the time taken. No query

@@ -12,6 +12,14 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 # dropped on the way) makes calls answer `failed` after this, not after LoyJoy has given up.
 # Commands take well under a millisecond; a long-poll blocks in slices shorter than this.
 REDIS_TIMEOUT = 0.8
+# While Redis is away, calls and polls keep trying it within their budget, and a poll answers
+# `pending` with the same job; once Redis has been away this long (seconds), polls answer `failed`
+# "temporarily unavailable", so that a flow never polls forever.
+OUTAGE_LIMIT = 60
+# How long gunicorn keeps an idle keep-alive connection open (seconds): longer than the idle
+# timeout of the proxies and load balancers in front (nginx and cloud balancers keep theirs 60 s),
+# so that the proxy, never gunicorn, closes an idle connection, and no request races a close.
+KEEPALIVE = 75
 # The name Redis Sentinel knows the master by, when FLOWHOOK_SENTINELS is set.
 SENTINEL_MASTER = "mymaster"
 QUEUE_NAME = "flowhook"
@@ -52,6 +60,9 @@ HEARTBEAT_TTL = 20
 # A worker's heartbeat: it checks in (and may run maintenance) every WORKER_TTL - 15 s even when
 # idle, and a dead worker's registration expires WORKER_TTL s after its last heartbeat.
 WORKER_TTL = 30
+# /readyz counts a worker silent this long (seconds; or half FLOWHOOK_HEARTBEAT_TTL, if longer) as
+# missing: dead, or cut off from Redis. Workers check in every second, and every 5 s mid-job.
+WORKER_SILENCE = 10
 
 # How long a job may run in a worker before it is stopped and answered `failed`.
 JOB_TIMEOUT = 180

@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
+from flowhook import defaults
 from flowhook.call import Call
 from flowhook.contract import (
     DONE,
@@ -26,11 +27,15 @@ from flowhook.contract import (
 from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.inline import InlineRunner, OverrunError
 from flowhook.jobs import UNKNOWN_JOB, JobStore, new_job_id
+from flowhook.outage import Outage
 from flowhook.registry import WEB, Handler, Registry
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "the service is temporarily unavailable; try again"
+# Seconds past the budget an overrun inline attempt's hand-over to a worker may take while Redis
+# is away: the call still answers well inside LoyJoy's patience.
+HAND_OVER_GRACE = 0.5
 
 
 class Dispatcher:
@@ -43,22 +48,24 @@ class Dispatcher:
         limits: What a call may carry.
     """
 
-    def __init__(self, registry: Registry, store: JobStore, inline: InlineRunner, limits: Limits) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: JobStore,
+        inline: InlineRunner,
+        limits: Limits,
+        outage_limit: float = defaults.OUTAGE_LIMIT,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.inline = inline
         self.limits = limits
+        self.outage_limit = outage_limit
+        self.outage = Outage(log)
 
     def dispatch(self, handler: Handler, envelope: Envelope, started: float) -> Outcome:
         """Answer a call within the handler's budget, counted from ``started`` (monotonic)."""
         deadline = started + handler.settings.budget
-        try:
-            return self._dispatch(handler, envelope, deadline)
-        except RedisError as error:
-            log.error("redis unavailable for handler=%s: %s", handler.name, error)
-            return Outcome(FAILED, error=UNAVAILABLE)
-
-    def _dispatch(self, handler: Handler, envelope: Envelope, deadline: float) -> Outcome:
         job_id = flow_value(envelope.variables.get(f"{handler.namespace}_job"))
         if job_id:
             return self._poll(handler, envelope, job_id, deadline)
@@ -69,16 +76,48 @@ class Dispatcher:
             return Outcome(INVALID, error=describe_errors(error))
         if handler.settings.runs_in == WEB:
             return self._run_inline(handler, envelope, inputs, variables, deadline)
-        job_id = self.store.start(handler, envelope, inputs)
-        return self.store.wait(job_id, deadline)
+        job_id = self._hand_over(handler, envelope, inputs, deadline) or ""
+        if not job_id:
+            return Outcome(FAILED, error=UNAVAILABLE)
+        return self._wait(job_id, deadline)
+
+    def _hand_over(
+        self,
+        handler: Handler,
+        envelope: Envelope,
+        inputs: Mapping[str, Any],
+        deadline: float,
+        job_id: str | None = None,
+    ) -> str | None:
+        """Start the call's job (or find an identical call's), trying while Redis is away; None if never."""
+        try:
+            return self.outage.retry(lambda: self.store.start(handler, envelope, inputs, job_id=job_id), deadline)
+        except RedisError:
+            return None  # the work was never handed over: only now is the call `failed`
+
+    def _wait(self, job_id: str, deadline: float) -> Outcome:
+        """Wait for a job that is in Redis; while Redis is away, answer pending: the flow polls later."""
+        try:
+            return self.outage.retry(lambda: self.store.wait(job_id, deadline), deadline)
+        except RedisError:
+            return Outcome(PENDING, job_id=job_id)
 
     def _poll(self, handler: Handler, envelope: Envelope, job_id: str, deadline: float) -> Outcome:
         """A call that carries ``<h>_job`` starts nothing: it waits for that job."""
-        job = self.store.find(handler, envelope.process_instance_id, job_id)
-        if job is None:
-            return Outcome(FAILED, error=UNKNOWN_JOB)
-        self.store.reap_if_abandoned(job)
-        return self.store.wait(job_id, deadline)
+
+        def look() -> Outcome:
+            job = self.store.find(handler, envelope.process_instance_id, job_id)
+            if job is None:
+                return Outcome(FAILED, error=UNKNOWN_JOB)
+            self.store.reap_if_abandoned(job)
+            return self.store.wait(job_id, deadline)
+
+        try:
+            return self.outage.retry(look, deadline)
+        except RedisError:
+            if self.outage.away_for() > self.outage_limit:
+                return Outcome(FAILED, error=UNAVAILABLE)  # a flow never polls forever
+            return Outcome(PENDING, job_id=job_id)  # the same job: the flow keeps polling
 
     def _run_inline(
         self,
@@ -109,18 +148,41 @@ class Dispatcher:
             return Outcome(DONE, variables=self.inline.run(handler.run, call, max(0.0, deadline - time.monotonic())))
         except OverrunError:
             call.stop()  # its late result is discarded; the worker runs the work again
-            job_id = self.store.start(handler, envelope, inputs, job_id=call.idempotency_key)
-            log.info("handler=%s overran its budget inline; handed to a worker as job %s", handler.name, job_id)
-            return Outcome(PENDING, job_id=job_id, progress=progress[-1] if progress else None)
+            # Past the budget already: the hand-over may take a moment more, if Redis needs it.
+            return self._continue_in_worker(
+                handler, envelope, inputs, call, deadline=deadline + HAND_OVER_GRACE, progress=progress
+            )
         except RetryableError as error:
             if not handler.settings.retries:
                 return Outcome(FAILED, error=failure_reason(error))
-            job_id = self.store.start(handler, envelope, inputs, job_id=call.idempotency_key)
-            log.info("handler=%s asked for a retry; handed to a worker as job %s", handler.name, job_id)
-            return self.store.wait(job_id, deadline)
+            return self._continue_in_worker(handler, envelope, inputs, call, deadline=deadline, progress=progress)
         except HandlerError as error:
             # The handler's own answer for the flow (logged as the call's failure), not a fault.
             return Outcome(FAILED, error=failure_reason(error))
         except Exception as error:
             log.exception("handler=%s failed inline", handler.name)
             return Outcome(FAILED, error=failure_reason(error))
+
+    def _continue_in_worker(
+        self,
+        handler: Handler,
+        envelope: Envelope,
+        inputs: Mapping[str, Any],
+        call: Call,
+        *,
+        deadline: float,
+        progress: list[str],
+    ) -> Outcome:
+        """Hand an inline attempt's work to a worker under the same idempotency key.
+
+        An attempt that overran is answered pending at once; one that asked for a retry waits for
+        the retry within what is left of the budget.
+        """
+        job_id = self._hand_over(handler, envelope, inputs, deadline, call.idempotency_key)
+        if job_id is None:
+            return Outcome(FAILED, error=UNAVAILABLE)
+        reason = "overran its budget inline" if call.stopped else "asked for a retry"
+        log.info("handler=%s %s; handed to a worker as job %s", handler.name, reason, job_id)
+        if call.stopped:
+            return Outcome(PENDING, job_id=job_id, progress=progress[-1] if progress else None)
+        return self._wait(job_id, deadline)

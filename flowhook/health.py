@@ -48,8 +48,9 @@ def readyz() -> tuple[dict[str, Any], int]:
 def live_workers(dispatcher: Dispatcher) -> dict[str, set[str]]:
     """The workers with a fresh heartbeat that listen on each handler's queue, by handler.
 
-    RQ keeps a dead worker's registration until its key expires (a minute and a half); a worker
-    heartbeats at least every ``WORKER_TTL - 15`` s, so one silent for ``WORKER_TTL`` s is gone.
+    RQ keeps a dead worker's registration until its key expires (a minute and a half). A worker
+    heartbeats every second while it waits for jobs, and every quarter of ``FLOWHOOK_HEARTBEAT_TTL``
+    (5 s) while it runs them: one silent for twice that is dead, or cut off from Redis.
 
     Raises:
         RedisError: when Redis cannot be reached.
@@ -65,7 +66,8 @@ def live_workers(dispatcher: Dispatcher) -> dict[str, set[str]]:
         for key in keys:
             pipe.hget(key, "last_heartbeat")
         beats = cast(list[bytes | None], pipe.execute())
-    fresh_since = now() - timedelta(seconds=defaults.WORKER_TTL)
+    silent_for = max(defaults.WORKER_SILENCE, dispatcher.store.settings.heartbeat_ttl / 2)
+    fresh_since = now() - timedelta(seconds=silent_for)
     alive = {key for key, beat in zip(keys, beats, strict=True) if beat and utcparse(beat.decode()) > fresh_since}
     return {name: {key.decode() for key in members & alive} for name, members in zip(names, listening, strict=True)}
 

@@ -32,6 +32,8 @@ class Settings:
     worker_class: str = defaults.WORKER_CLASS
     worker_concurrency: int = defaults.WORKER_CONCURRENCY
     heartbeat_ttl: int = defaults.HEARTBEAT_TTL
+    outage_limit: int = defaults.OUTAGE_LIMIT
+    keepalive: int = defaults.KEEPALIVE
     sentinels: str = ""
     sentinel_master: str = defaults.SENTINEL_MASTER
     web_processes: int = defaults.WEB_PROCESSES
@@ -130,6 +132,8 @@ class _SettingsSchema(Schema):
         data_key="FLOWHOOK_WORKER_CONCURRENCY", validate=validate.Range(min=1, max=10000)
     )
     heartbeat_ttl = fields.Integer(data_key="FLOWHOOK_HEARTBEAT_TTL", validate=validate.Range(min=4, max=600))
+    outage_limit = fields.Integer(data_key="FLOWHOOK_OUTAGE_LIMIT", validate=validate.Range(min=5, max=3600))
+    keepalive = fields.Integer(data_key="FLOWHOOK_KEEPALIVE", validate=validate.Range(min=1, max=3600))
     sentinels = fields.String(
         data_key="FLOWHOOK_SENTINELS",
         validate=validate.Regexp(r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$", error="must be host:port[,host:port...]"),

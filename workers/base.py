@@ -1,20 +1,31 @@
-"""What Flowhook adds to every RQ worker class: a short job heartbeat, and patience with Redis."""
+"""What Flowhook adds to every RQ worker class: a short job heartbeat, and patience with Redis.
+
+A worker never quits over Redis. While Redis is away it tries again every second, logs the outage
+once (and its end once), and holds a finished job's outcome until it can write it: a handler that
+finished is answered with what it returned, not "interrupted", and is not run again.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
-from rq.job import Job
+from rq.executions import Execution
+from rq.job import Job, Retry
 from rq.queue import Queue
+from rq.registry import StartedJobRegistry
 from rq.worker.base import BaseWorker
 
 from flowhook import defaults
 from flowhook.exceptions import HandlerError, RetryableError
+from flowhook.outage import Outage
 
 
 class RoutineChores(logging.Filter):
@@ -23,6 +34,21 @@ class RoutineChores(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith("Worker %s: cleaning registries"):
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+class SchedulerOutage(logging.Filter):
+    """Turns the traceback RQ's scheduler logs when it loses Redis into one line: it is started again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            isinstance(record.msg, str)
+            and record.msg.startswith("Scheduler [PID %s] raised an exception")
+            and "redis.exceptions." in str(record.args[-1] if isinstance(record.args, tuple) else "")
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "Scheduler [PID %s] lost Redis; the worker starts it again once Redis is back"
+            record.args = record.args[:1] if isinstance(record.args, tuple) else ()
         return True
 
 
@@ -42,9 +68,19 @@ class FlowhookWorker(BaseWorker):
 
     def __init__(self, *args: Any, heartbeat_ttl: int = defaults.HEARTBEAT_TTL, **kwargs: Any) -> None:
         self.heartbeat_ttl = heartbeat_ttl
+        self.outage = Outage(logging.getLogger("rq.worker"))
         # RQ's fork worker beats for its work horse at this interval; Flowhook's Heartbeat too.
         kwargs["job_monitoring_interval"] = max(1, heartbeat_ttl // 4)
         super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """How long one wait for a job blocks: short, so that a worker never waits long on a silent Redis."""
+        return defaults.DEQUEUE_BLOCK
+
+    def _set_connection(self, connection: Redis) -> Redis:
+        """Keep the connection's own timeouts (RQ lengthens them to outlast a 15 s wait for a job)."""
+        return connection
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         """How long a job's registry entry lives without a heartbeat."""
@@ -70,21 +106,23 @@ class FlowhookWorker(BaseWorker):
                 self.connection.delete(self.key)  # the record the heartbeat just began
                 self.register_birth()  # type: ignore[no-untyped-call]  # RQ's is unannotated
         except RedisError as error:
-            self.log.warning("worker heartbeat missed: %s", error)
+            self.outage.lost(error)
+        else:
+            self.outage.back()
 
     def run_maintenance_tasks(self) -> None:
         """RQ's maintenance; tried again at the next chance when Redis is away."""
         try:
             super().run_maintenance_tasks()  # type: ignore[no-untyped-call]  # RQ's is unannotated
         except RedisError as error:
-            self.log.warning("registry maintenance skipped: %s", error)
+            self.outage.lost(error)  # tried again at the next chance
 
     def check_for_suspension(self, burst: bool) -> None:
         """RQ's suspension check; skipped when Redis is away."""
         try:
             super().check_for_suspension(burst)
         except RedisError as error:
-            self.log.warning("suspension check skipped: %s", error)
+            self.outage.lost(error)
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         """RQ's wait for the next job, tried again every second while Redis is away."""
@@ -92,7 +130,7 @@ class FlowhookWorker(BaseWorker):
             try:
                 return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
             except RedisError as error:
-                self.log.warning("waiting for Redis: %s", error)
+                self.outage.lost(error)
                 time.sleep(1)
 
     def handle_exception(
@@ -112,9 +150,44 @@ class FlowhookWorker(BaseWorker):
         else:
             super().handle_exception(job, kind, error, trace)
 
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """RQ's note that the job ended, held while Redis is away (else RQ would fail a finished job)."""
+        note = super().handle_execution_ended
+        self.hold(lambda: note(job, queue, heartbeat_ttl))
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
+        """RQ's writing of a job's result, held while Redis is away."""
+        write = super().handle_job_success
+        self.hold(lambda: write(job, queue, started_job_registry))
+
+    def handle_job_retry(
+        self, job: Job, queue: Queue, retry: Retry, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
+        """RQ's scheduling of a job's next attempt, held while Redis is away."""
+        schedule = super().handle_job_retry
+        self.hold(lambda: schedule(job, queue, retry, started_job_registry, execution))
+
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry | None = None, exc_string: str = ""
+    ) -> None:
+        """RQ's writing of a job's failure, once Redis answers (RQ's own logs and drops a failed write)."""
+        with contextlib.suppress(RedisError):  # past the hold, RQ's own try is all there is
+            self.hold(self.connection.ping)
+        super().handle_job_failure(job, queue, started_job_registry, exc_string)
+
+    def hold(self, write: Callable[[], object]) -> None:
+        """Write, and while Redis is away try again, up to the job heartbeat's TTL.
+
+        Past that the job's registry entry has expired, and it is answered "interrupted" anyway.
+
+        Raises:
+            RedisError: when Redis was away the whole time.
+        """
+        self.outage.retry(write, time.monotonic() + self.heartbeat_ttl)
+
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run a job; if Redis fails while its outcome is written, the job is reaped as interrupted."""
+        """Run a job; if Redis stays away while its outcome is held, the job is reaped as interrupted."""
         try:
             super().execute_job(job, queue)
         except RedisError as error:
-            self.log.error("job %s: its outcome could not be written to Redis: %s", job.id, error)
+            self.log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)

@@ -25,9 +25,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.executions import Execution
 from rq.job import Job
-from rq.worker.base import BaseWorker
 
 from flowhook import defaults
+from workers.base import FlowhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Heartbeat:
         ttl: How long an entry lives without a beat.
     """
 
-    def __init__(self, worker: BaseWorker, connection: Redis, ttl: int) -> None:
+    def __init__(self, worker: FlowhookWorker, connection: Redis, ttl: int) -> None:
         self.worker = worker
         self.connection = connection
         self.ttl = ttl
@@ -79,15 +79,22 @@ class Heartbeat:
         while True:
             self._sleep(self.interval)
             try:
-                self.beat()
+                beat_any = self.beat()
             except RedisError as error:
                 # An entry outlives a few missed beats: Redis may be back before it expires.
-                log.warning("heartbeat of %d running jobs missed: %s", len(self.beats), error)
+                self.worker.outage.lost(error)
             except Exception:
                 log.exception("heartbeat failed")  # a bug; the next beat tries again
+            else:
+                if beat_any:
+                    self.worker.outage.back()
 
-    def beat(self) -> None:
-        """Renew every running job's entry, and the worker's own record, in one round trip."""
+    def beat(self) -> bool:
+        """Renew every running job's entry, and the worker's own record, in one round trip.
+
+        Returns:
+            Whether there was any to renew (and Redis was asked).
+        """
         alive = []
         now = time.monotonic()
         for key, beat in list(self.beats.items()):
@@ -97,9 +104,10 @@ class Heartbeat:
             else:
                 alive.append(beat)
         if not alive:
-            return
+            return False
         with self.connection.pipeline(transaction=False) as pipe:
             self.worker.heartbeat(self.worker.worker_ttl + 60, pipeline=pipe)
             for beat in alive:
                 beat.execution.heartbeat(beat.job.started_job_registry, self.ttl, pipeline=pipe)
             pipe.execute()
+        return True

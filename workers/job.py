@@ -70,25 +70,19 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
         variables = handler.run(call)
     except JobInterrupted:
         # The worker is stopping at once: the work may be tried again (its retries), else it failed.
-        job.meta["error"] = INTERRUPTED
-        job.save_meta()
-        if not job.retries_left:
-            release(job)
+        _note_failure(job, INTERRUPTED)
         raise
     except Exception as error:
         if not isinstance(error, RetryableError):
             job.retries_left = 0  # only a RetryableError is worth another attempt
-        job.meta["error"] = failure_reason(error, job)
-        job.save_meta()
-        if not job.retries_left:
-            release(job)
+        _note_failure(job, failure_reason(error, job))
         if isinstance(error, HandlerError | JobTimeoutException) or current_settings().log_values:
             raise  # messages meant for the flow, or RQ's own, or logging values was switched on
         # RQ logs and stores the traceback: keep its frames, which help, but not the message,
         # which may hold the call's personal data (`ValueError: cannot parse john@example.org`).
         hidden = HandlerFailedError(f"{type(error).__name__} (message hidden; FLOWHOOK_LOG_VALUES=true shows it)")
         raise hidden.with_traceback(error.__traceback__) from None
-    release(job)
+    _release(job)
     return variables
 
 
@@ -99,10 +93,32 @@ def failure_reason(error: Exception, job: Job) -> str:
     return contract.failure_reason(error)
 
 
+def _note_failure(job: Job, reason: str) -> None:
+    """Keep the reason the flow is told; release the dedupe entry unless the job is tried again."""
+    job.meta["error"] = reason
+    try:
+        job.save_meta()
+    except RedisError as error:
+        # The failure itself is written by the worker, which holds it until Redis is back; the
+        # flow then sees "the job failed in the worker" without this reason.
+        log.debug("job %s: its failure reason not saved: %s", job.id, error)
+    if not job.retries_left:
+        _release(job)
+
+
+def _release(job: Job) -> None:
+    try:
+        release(job)
+    except RedisError as error:
+        # Harmless: the entry expires, and an identical call meanwhile finds the job finished and
+        # starts anew. (The worker logs the outage once; this is one line per job.)
+        log.debug("job %s: dedupe entry left to expire: %s", job.id, error)
+
+
 def _save_progress(job: Job, value: str) -> None:
     job.meta["progress"] = value
     try:
         job.save_meta()
     except RedisError as error:
         # Progress is a nicety for the flow: the work goes on without it while Redis is away.
-        log.warning("job %s: progress not saved: %s", job.id, error)
+        log.debug("job %s: progress not saved: %s", job.id, error)

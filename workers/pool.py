@@ -174,7 +174,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         try:
             suspended = bool(is_suspended(self.connection, self))
         except RedisError as error:
-            self.log.warning("suspension check skipped: %s", error)
+            self.outage.lost(error)
             return
         if suspended != self.suspended:
             self.log.info("Worker %s: %s", self.name, "suspended" if suspended else "resumed")
@@ -187,7 +187,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             try:
                 self.set_state(state)
             except RedisError as error:
-                self.log.warning("worker state not saved: %s", error)
+                self.outage.lost(error)
 
     def _feed(self, queue: Queue, burst: bool) -> None:
         """Take ``queue``'s jobs one free slot at a time, each into a greenlet of its own."""
@@ -230,7 +230,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         except DequeueTimeout:
             return None
         except RedisError as error:
-            self.log.warning("waiting for Redis: %s", error)
+            self.outage.lost(error)
             self.stopping.wait(1.0)
             return None
         if found is None:
@@ -260,7 +260,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
                 self.perform_job(job, queue)
             self.performed += 1
         except RedisError as error:
-            self.log.error("job %s: its outcome could not be written to Redis: %s", job.id, error)
+            self.log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """RQ's, always taking the job off the intermediate queue.
