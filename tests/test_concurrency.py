@@ -13,6 +13,7 @@ from redis import Redis
 
 from flowhook.jobs import INTERRUPTED
 from tests.conftest import CallFunction, SlowBackend, StartWorkers, WorkerPool
+from tests.test_e2e import wait_for_log
 from tests.test_worker_faults import flow, kill_with_children, poll_until_over, process_of
 from tests.test_worker_path import open_gate, runs
 
@@ -94,6 +95,8 @@ def test_sigterm_lets_running_jobs_finish_takes_no_new_one_and_a_second_signal_i
     for gate in gates:
         process_of(redis, gate)  # every job is running
     worker.send_signal(signal.SIGTERM)
+    assert pool.log is not None
+    wait_for_log(pool.log, "warm shut down requested")
     late_gate = uuid.uuid4().hex
     late = calls[0]("gated", {"gate": late_gate})
     assert late["gated_status"] == "pending"  # queued, not taken: the worker is stopping
