@@ -59,7 +59,7 @@ class Outage:
         """``operation()``, tried again while Redis is away, until ``deadline`` (monotonic).
 
         Raises:
-            RedisError: the last failure, once no pause fits before the deadline.
+            RedisError: the last failure, once the deadline has passed.
         """
         pause = FIRST_PAUSE
         while True:
@@ -67,9 +67,10 @@ class Outage:
                 result = operation()
             except RedisError as error:
                 self.lost(error)
-                if time.monotonic() + pause >= deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise
-                time.sleep(pause)
+                time.sleep(min(pause, remaining))  # and a last try at the deadline itself
                 pause = min(2 * pause, LONGEST_PAUSE)
                 continue
             self.back()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from redis import Redis
+from redis.exceptions import RedisError
 
 from app import create_app
 from flowhook.redis_server import EmbeddedRedis, free_port, redis_server_binary
@@ -144,3 +145,64 @@ def test_redis_behind_sentinel(sentinel: tuple[str, Redis], tmp_path: Path) -> N
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_a_call_rides_out_a_sentinel_failover(tmp_path: Path) -> None:
+    """The master dies while a job runs: the replica is promoted, and the flow gets its result."""
+    with (
+        EmbeddedRedis(tmp_path / "master", appendonly=False) as master,
+        EmbeddedRedis(tmp_path / "replica", appendonly=False) as replica,
+    ):
+        Redis(port=replica.port).replicaof("127.0.0.1", master.port)
+        port = free_port()
+        (tmp_path / "sentinel.conf").write_text(
+            f"port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
+            "sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n"
+        )
+        sentinel = subprocess.Popen(
+            [redis_server_binary(), str(tmp_path / "sentinel.conf"), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
+        settings = {
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "FLOWHOOK_SENTINELS": f"127.0.0.1:{port}",
+            "FLOWHOOK_HANDLERS": "tests.handlers",
+            "FLOWHOOK_QUEUE": f"failover-{uuid.uuid4().hex[:8]}",
+        }
+        workers = WorkerPool(master.url, "tests.handlers", log=tmp_path / "worker.log", settings=settings)
+        try:
+            wait_until_replicated(Redis(port=replica.port), Redis(port=port))
+            workers.start(1)
+            call = caller(create_app(settings).test_client(), "failover-1")
+            variables = {"seconds": "1.5"}
+            pending = call("sleepy", variables)
+            assert pending["sleepy_status"] == "pending"
+            Redis(port=master.port).wait(1, 2000)  # the job is on the replica too
+            master.kill()
+            deadline = time.monotonic() + 30
+            answer = pending
+            while answer["sleepy_status"] == "pending":
+                assert answer["sleepy_job"] == pending["sleepy_job"]  # the same job, all along
+                assert time.monotonic() < deadline, f"still pending: {answer}"
+                answer = call("sleepy", {**variables, **answer})
+            assert (answer["sleepy_status"], answer["slept"]) == ("done", "1.5")
+        finally:
+            workers.stop()
+            sentinel.terminate()
+            sentinel.wait(10)
+
+
+def wait_until_replicated(replica: Redis, sentinel: Redis, timeout: float = 10) -> None:
+    """Until the replica follows its master and the Sentinel knows them both."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            linked = replica.info("replication").get("master_link_status") == "up"
+            known = bool(sentinel.sentinel_get_master_addr_by_name("mymaster"))
+            if linked and known and sentinel.sentinel_slaves("mymaster"):
+                return
+        except RedisError:
+            pass
+        assert time.monotonic() < deadline, "the replica or the Sentinel did not start"
+        time.sleep(0.1)
