@@ -76,13 +76,25 @@ def connect(settings: Settings, *, blocking: float = 0.0) -> Redis:
     return master
 
 
-def handler_queue(settings: Settings, connection: Redis, handler: str) -> Queue:
+class HandlerQueue(Queue):
+    """RQ's queue, whose registry-maintenance lock a process that dies holding it keeps for 30 s.
+
+    RQ's lasts 15 minutes: a worker killed while it cleaned the registries (in a pool worker, a job
+    that ends the process may do it at any moment) would keep its dead jobs unanswered that long.
+    """
+
+    def acquire_maintenance_lock(self) -> bool:
+        """Take the lock on cleaning this queue's registries, unless another process holds it."""
+        return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=defaults.MAINTENANCE_LOCK_TTL))
+
+
+def handler_queue(settings: Settings, connection: Redis, handler: str) -> HandlerQueue:
     """The queue of one handler's jobs; JSON keeps job arguments and results readable and safe.
 
     Each handler has a queue of its own, so that a backlog of one handler's jobs never stands in
     front of another's, and a worker can give each handler slots of its own.
     """
-    return Queue(
+    return HandlerQueue(
         f"{settings.queue_name}.{handler}",
         connection=connection,
         serializer=JSONSerializer,

@@ -53,6 +53,9 @@ MAX_BLOCKING_TIME = 1.0
 # How often (seconds) a worker cleans RQ's registries of expired entries (RQ's default is 10 min):
 # this is what answers a dead worker's job when no flow polls for it.
 MAINTENANCE_INTERVAL = 15
+# Longest a process holds the lock on one queue's registry clean-up (seconds; it takes milliseconds):
+# what a process that dies holding it delays the next clean-up by.
+MAINTENANCE_LOCK_TTL = 30
 # A running job's heartbeat, renewed every quarter of this: a job whose worker died is reaped as
 # abandoned this many seconds after its last one (RQ's own simple worker: the job timeout + 60 s).
 # Longer rides out longer Redis outages without reaping jobs that are in fact still running.

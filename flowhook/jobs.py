@@ -23,7 +23,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from flowhook import defaults, keys
-from flowhook.connection import handler_queue
+from flowhook.connection import HandlerQueue, handler_queue
 from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
 from flowhook.registry import Handler
 from flowhook.settings import Settings
@@ -43,8 +43,6 @@ _PROCESS_GONE = (
     "stuck in intermediate queue",
     "JobInterrupted",
 )
-# Seconds the web app holds RQ's registry maintenance lock at most, should it die while reaping.
-REAP_LOCK_TTL = 30
 # Longest single XREAD BLOCK of a long-poll (seconds): well inside the socket timeout.
 WAIT_SLICE = defaults.REDIS_TIMEOUT / 2
 
@@ -201,18 +199,18 @@ class JobStore:
         """
         if job.get_status(refresh=False) != JobStatus.STARTED:
             return
-        queue = Queue(job.origin, connection=self.connection, serializer=self.serializer)
+        queue = HandlerQueue(job.origin, connection=self.connection, serializer=self.serializer)
         registry = queue.started_job_registry
         if job.id not in registry.get_expired_job_ids():
             return
         # RQ's lock on registry maintenance: a worker or another web process may be at it already,
         # and two cleanups at once would retry the job twice.
-        if not self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=REAP_LOCK_TTL):
+        if not queue.acquire_maintenance_lock():
             return
         try:
             registry.cleanup()
         finally:
-            queue.release_maintenance_lock()
+            queue.release_maintenance_lock()  # type: ignore[no-untyped-call]  # RQ's is unannotated
 
     def wait(self, job_id: str, deadline: float) -> Outcome:
         """Wait until the job has a result or the deadline passes, woken by the result itself."""

@@ -54,7 +54,7 @@ def serve(settings: Settings, burst: bool) -> int:
     """Import the handlers and the worker class, then work."""
     from flowhook import defaults
     from flowhook.checks import warn_about_redis
-    from flowhook.connection import connect, handler_queue
+    from flowhook.connection import HandlerQueue, connect, handler_queue
     from workers.base import RoutineChores, SchedulerOutage
     from workers.job import current_registry
 
@@ -92,6 +92,7 @@ def serve(settings: Settings, burst: bool) -> int:
         maintenance_interval=defaults.MAINTENANCE_INTERVAL,
         heartbeat_ttl=settings.heartbeat_ttl,
         worker_ttl=defaults.WORKER_TTL,
+        queue_class=HandlerQueue,
         **options,
     )
     # A worker restarted in its container (restart policy) has its killed predecessor's host name and
