@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class Stack:
     """Starts and stops everything a scenario needs; every process it starts, it ends."""
 
-    def __init__(self, directory: Path, **settings: str) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = False, **settings: str) -> None:
         self.directory = directory
-        self.redis_server = EmbeddedRedis(directory / "redis", appendonly=False)
+        # Benchmarks need no persistence; `make failover` restarts Redis from its append-only file.
+        self.redis_server = EmbeddedRedis(directory / "redis", appendonly=appendonly)
         self.settings = settings
         self.processes: dict[str, list[subprocess.Popen[bytes]]] = {}
 
