@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
 SOAK_MINUTES ?= 3
+FAILOVER_ARGS ?=
 COMPOSE_CHECK_PROJECT ?= flowhook-check
 
 .PHONY: run test lint bench bench-smoke soak failover compose-check wrk clean
@@ -30,8 +31,8 @@ bench-smoke: $(VENV)/.installed  ## seconds-long run of the benchmark harness (a
 soak: $(VENV)/.installed  ## minutes of mixed calls under load; results in docs/reliability.md
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
-failover: $(VENV)/.installed  ## kill Redis (Sentinel master, single Redis with AOF) under chat load; results in docs/reliability.md
-	$(BIN)/python -m bench.failover
+failover: $(VENV)/.installed  ## Redis killed under chat load (FAILOVER_ARGS=--partition, as root: also cut off); results in docs/reliability.md
+	$(BIN)/python -m bench.failover $(FAILOVER_ARGS)
 
 compose-check: $(VENV)/.installed  ## build the image, run docker-compose.yml with docker or podman and check it (minutes)
 	$(BIN)/python -m deploy.compose_check --project $(COMPOSE_CHECK_PROJECT)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import os
 import random
 import re
 import shlex
@@ -31,8 +32,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -40,8 +42,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from bench import report
+from bench.netns import Network
 from bench.stack import ROOT, Stack
-from flowhook.redis_server import free_port, redis_server_binary
+from flowhook.redis_server import EmbeddedRedis, free_port, redis_server_binary
 
 OUTPUT = ROOT / "docs" / "reliability.md"
 START = "<!-- failover:results:start -->"
@@ -51,7 +54,12 @@ HANDLER = "work"  # bench/failover_handlers/work.py
 SCENARIOS = {
     "sentinel": "Sentinel master killed (SIGKILL), replica promoted",
     "aof": "single Redis with its append-only file killed (SIGKILL), restarted 3 s later",
+    "partition-web": "packets between Redis and the web service dropped for 10 s",
+    "partition-workers": "packets between Redis and the workers dropped for 10 s",
 }
+# The part each partition scenario cuts off from Redis (each part in a network namespace of its own).
+PARTITIONS = {"partition-web": "web", "partition-workers": "workers"}
+PARTITION_SECONDS = 10.0
 TERMINAL = {"done", "failed", "invalid"}
 NO_ANSWER = "no answer"
 HTTP_ERROR = "http error"
@@ -143,13 +151,19 @@ def converse(url: str, conversation: int, start_at: float, stop_at: float, turns
             time.sleep(user.uniform(*TURN_GAP))
 
 
-def start_redis_server(directory: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
-    """A redis-server with its append-only file (as docker-compose.yml runs it), plus ``options``."""
+def start_redis_server(
+    directory: Path, port: int, launcher: list[str] | None = None, *options: str, bind: str = "127.0.0.1"
+) -> subprocess.Popen[bytes]:
+    """A redis-server with its append-only file (as docker-compose.yml runs it), plus ``options``.
+
+    ``launcher`` runs it elsewhere (`ip netns exec <namespace>`), where it listens on ``bind``.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     command = [
+        *(launcher or []),
         redis_server_binary(),
         "--port", str(port),
-        "--bind", "127.0.0.1",
+        "--bind", bind,
         "--dir", str(directory),
         "--appendonly", "yes",
         "--appendfsync", "everysec",
@@ -190,7 +204,7 @@ class SentinelRedis:
     def start(self) -> None:
         self.processes["master"] = start_redis_server(self.directory / "master", self.master_port)
         self.processes["replica"] = start_redis_server(
-            self.directory / "replica", self.replica_port, "--replicaof", "127.0.0.1", str(self.master_port)
+            self.directory / "replica", self.replica_port, None, "--replicaof", "127.0.0.1", str(self.master_port)
         )
         for index, port in enumerate(self.sentinel_ports):
             folder = self.directory / f"sentinel-{index}"
@@ -238,15 +252,20 @@ class SentinelRedis:
         return time.monotonic() - killed
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(list(self.processes.values()))
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, and SIGKILL what is still there 10 s later."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
@@ -257,51 +276,85 @@ class Outcome:
     conversations: int
     turns: list[Turn]
     executions: collections.Counter[str]
-    killed_at: float
-    redis_away: float  # from the kill until Redis served again (promoted replica, restarted server)
+    fault_at: float
+    redis_away: float  # from the fault until Redis served again (promoted replica, restart, packets flowing)
     error_lines: int  # ERROR lines in the logs of the web service and the workers
 
 
-@contextmanager
-def running_stack(
-    directory: Path, scenario: str, executions: Path
-) -> Iterator[tuple[Stack, str, SentinelRedis | None]]:
-    """Redis of the scenario, web and workers; everything stopped on the way out."""
-    settings = {"FLOWHOOK_HANDLERS": "bench.failover_handlers", "FAILOVER_EXECUTIONS": str(executions)}
-    sentinel: SentinelRedis | None = None
-    if scenario == "sentinel":
-        sentinel = SentinelRedis(directory / "redis")
-        # REDIS_URL gives only the database: the master's address comes from the Sentinels.
-        settings |= {
-            "REDIS_URL": "redis://127.0.0.1:1/0",
-            "FLOWHOOK_SENTINELS": sentinel.sentinels,
-            "FLOWHOOK_SENTINEL_MASTER": SENTINEL_MASTER,
-        }
-    stack = Stack(directory, appendonly=True, **settings)
+def crash_and_restart(server: EmbeddedRedis) -> float:
+    """SIGKILL the single Redis, start it again from its append-only file; seconds until it serves."""
+    crashed = time.monotonic()
+    server.kill()
+    time.sleep(AOF_RESTART_AFTER)
+    server.start()
+    return time.monotonic() - crashed
+
+
+def partition(network: Network, part: str) -> float:
+    """Drop every packet between ``part`` and Redis for a while; seconds until they flow again."""
+    cut = time.monotonic()
+    network.drop("redis", part, dropping=True)
     try:
-        if sentinel is None:
-            stack.start_redis()
-        else:
+        time.sleep(PARTITION_SECONDS)
+    finally:
+        network.drop("redis", part, dropping=False)
+    return time.monotonic() - cut
+
+
+@contextmanager
+def running_stack(directory: Path, scenario: str, executions: Path) -> Iterator[tuple[str, Callable[[], float]]]:
+    """Redis of the scenario, web and workers; yields the handler's URL and the scenario's fault.
+
+    Everything is stopped (and the network namespaces removed) on the way out, in reverse order.
+    """
+    settings = {"FLOWHOOK_HANDLERS": "bench.failover_handlers", "FAILOVER_EXECUTIONS": str(executions)}
+    with ExitStack() as cleanup:
+        fault: Callable[[], float]
+        if scenario == "sentinel":
+            sentinel = SentinelRedis(directory / "redis")
+            cleanup.callback(sentinel.stop)
             sentinel.start()
+            # REDIS_URL gives only the database: the master's address comes from the Sentinels.
+            settings |= {
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+                "FLOWHOOK_SENTINELS": sentinel.sentinels,
+                "FLOWHOOK_SENTINEL_MASTER": SENTINEL_MASTER,
+            }
+            stack = Stack(directory, **settings)
             stack.redis = sentinel.master()  # where the stack sees its workers register
+            fault = sentinel.kill_master
+        elif scenario == "aof":
+            stack = Stack(directory, **settings)
+            # Restarted from its append-only file, as docker-compose.yml runs it.
+            stack.redis_server = EmbeddedRedis(directory / "redis", appendonly=True)
+            stack.start_redis()
+            fault = partial(crash_and_restart, stack.redis_server)
+        else:
+            network = cleanup.enter_context(Network(["redis", "web", "workers"]))
+            address, port = network.address["redis"], free_port()
+            redis_process = start_redis_server(directory / "redis", port, network.command("redis"), bind=address)
+            cleanup.callback(stop_processes, [redis_process])
+            stack = Stack(directory, **settings | {"REDIS_URL": f"redis://{address}:{port}/0"})
+            stack.redis = Redis(host=address, port=port)
+            wait_for("Redis", lambda: bool(stack.redis.ping()))
+            stack.launchers = {part: network.command(part) for part in ("web", "workers")}
+            stack.addresses = {"web": network.address["web"]}
+            fault = partial(partition, network, PARTITIONS[scenario])
+        cleanup.callback(stack.stop_all)
         url = stack.start_web("web", "wsgi:app")
         stack.start_workers(WORKERS)
-        yield stack, f"{url}/webservice/{HANDLER}", sentinel
-    finally:
-        stack.stop_all()
-        if sentinel is not None:
-            sentinel.stop()
+        yield f"{url}/webservice/{HANDLER}", fault
 
 
 def run_scenario(scenario: str, args: argparse.Namespace) -> Outcome:
-    """Start everything, run the conversations, kill Redis mid-run; what the chats got."""
+    """Start everything, run the conversations, bring the fault mid-run; what the chats got."""
     with tempfile.TemporaryDirectory(prefix=f"flowhook-failover-{scenario}-") as folder:
         directory = Path(folder) if args.keep is None else args.keep / scenario
         executions = directory / "executions"
-        with running_stack(directory, scenario, executions) as (stack, url, sentinel):
+        with running_stack(directory, scenario, executions) as (url, fault):
             turns: list[Turn] = []
             begin = time.monotonic()
-            stop_at = begin + args.kill_at + args.after_kill
+            stop_at = begin + args.fault_at + args.after_fault
             threads = [
                 threading.Thread(
                     target=converse,
@@ -312,24 +365,18 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> Outcome:
             ]
             for thread in threads:
                 thread.start()
-            time.sleep(max(0.0, begin + args.kill_at - time.monotonic()))
-            killed_at = time.monotonic()
-            print(f"failover: {scenario}: killing Redis {args.kill_at:g} s in", flush=True)
-            if sentinel is not None:
-                redis_away = sentinel.kill_master()
-            else:
-                stack.redis_server.kill()
-                time.sleep(AOF_RESTART_AFTER)
-                stack.redis_server.start()
-                redis_away = time.monotonic() - killed_at
-            print(f"failover: {scenario}: Redis served again {redis_away:.1f} s after the kill", flush=True)
+            time.sleep(max(0.0, begin + args.fault_at - time.monotonic()))
+            fault_at = time.monotonic()
+            print(f"failover: {scenario}: {SCENARIOS[scenario]}, {args.fault_at:g} s in", flush=True)
+            redis_away = fault()
+            print(f"failover: {scenario}: Redis back {redis_away:.1f} s after the fault", flush=True)
             for thread in threads:
                 thread.join()
         logs = "".join(log.read_text(errors="replace") for log in directory.glob("*.log"))
         # gunicorn writes "[ERROR]", the workers " ERROR ": one per line either way.
         error_lines = len(ERROR_LINE.findall(logs))
         counted = collections.Counter(executions.read_text().split()) if executions.exists() else collections.Counter()
-    return Outcome(scenario, args.conversations, turns, counted, killed_at, redis_away, error_lines)
+    return Outcome(scenario, args.conversations, turns, counted, fault_at, redis_away, error_lines)
 
 
 @dataclass(frozen=True)
@@ -346,11 +393,11 @@ class Figures:
     failed_answers: collections.Counter[str]  # `failed` answers by their <h>_error
     longest_call: float
     http_errors: int
-    normal_turn: float  # longest turn that ended before the kill
+    normal_turn: float  # longest turn that ended before the fault
     longest_turn: float
     affected_turns: int
-    seen_from: float | None  # seconds after the kill: the first answer the outage spoiled
-    seen_until: float | None  # seconds after the kill: the last turn it spoiled got its final answer
+    seen_from: float | None  # seconds after the fault: the first answer the outage spoiled
+    seen_until: float | None  # seconds after the fault: the last turn it spoiled got its final answer
 
 
 def figures(outcome: Outcome) -> Figures:
@@ -369,19 +416,19 @@ def figures(outcome: Outcome) -> Figures:
     lost |= set(range(outcome.conversations)) - set(by_conversation)  # a conversation that never got going
     last_try = {t.number: t for t in sorted(turns, key=lambda t: t.started)}
     ran_unanswered = sum(t.final == "failed" and executions[n] > 0 for n, t in last_try.items())
-    before = [t.seconds for t in turns if t.ended < outcome.killed_at and t.final == "done"]
+    before = [t.seconds for t in turns if t.ended < outcome.fault_at and t.final == "done"]
     normal = max(before, default=0.0)
-    # A turn the outage spoiled: one that ended after the kill with an answer other than `done`, or
-    # more than half a second later than the longest turn before the kill.
+    # A turn the outage spoiled: one that ended after the fault with an answer other than `done`, or
+    # more than half a second later than the longest turn before the fault.
     spoiled: list[tuple[float, float]] = []
     for turn in turns:
-        if turn.ended < outcome.killed_at:
+        if turn.ended < outcome.fault_at:
             continue
         spoilt_at = [a.at for a in turn.answers if a.status != "done"]
         if turn.seconds > normal + 0.5:  # `done`, but late: spoilt from when it should have been done
             spoilt_at.append(turn.started + normal)
         if spoilt_at:
-            spoiled.append((min(spoilt_at) - outcome.killed_at, turn.ended - outcome.killed_at))
+            spoiled.append((min(spoilt_at) - outcome.fault_at, turn.ended - outcome.fault_at))
     answers = [a for t in turns for a in t.answers]
     return Figures(
         done=outcome.conversations - len(failed | duplicated | lost),
@@ -409,23 +456,23 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
         f"Measured {when} by `{command}` on {report.host()}: gunicorn with the shipped settings, "
         f"{WORKERS} workers (`python -m workers`), every process on this machine's loopback. "
         f"{args.conversations} conversations started over {args.ramp:g} s, each taking turns for "
-        f"{args.kill_at + args.after_kill:g} s against a handler that works 2 s in a worker (budget as shipped, "
+        f"{args.fault_at + args.after_fault:g} s against a handler that works 2 s in a worker (budget as shipped, "
         f"5 s), polling 1 s after `pending`, trying a `failed` turn again once, the next turn 1-3 s after an "
-        f"answer; Redis killed {args.kill_at:g} s in.",
+        f"answer; the fault {args.fault_at:g} s in.",
     ]
     for outcome in outcomes:
         f = figures(outcome)
         if f.seen_from is None or f.seen_until is None:
-            seen = "none: every turn ended `done` as fast as before the kill"
+            seen = "none: every turn ended `done` as fast as before the fault"
         else:
             seen = (
                 f"{f.seen_until - f.seen_from:.1f} s, from {f.seen_from:+.1f} s to {f.seen_until:+.1f} s "
-                f"after the kill ({f.affected_turns} turns)"
+                f"after the fault ({f.affected_turns} turns)"
             )
         lines += [
             "",
-            f"**{outcome.scenario}**: {SCENARIOS[outcome.scenario]}; Redis served again "
-            f"{outcome.redis_away:.1f} s after the kill.",
+            f"**{outcome.scenario}**: {SCENARIOS[outcome.scenario]}; Redis back "
+            f"{outcome.redis_away:.1f} s after the fault.",
             "",
             "| figure | value |",
             "| --- | ---: |",
@@ -438,7 +485,7 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
             f"| longest HTTP call | {f.longest_call:.1f} s |",
             f"| HTTP errors | {f.http_errors} |",
             f"| outage seen by the chat | {seen} |",
-            f"| longest turn (before the kill) | {f.longest_turn:.1f} s ({f.normal_turn:.1f} s) |",
+            f"| longest turn (before the fault) | {f.longest_turn:.1f} s ({f.normal_turn:.1f} s) |",
             f"| ERROR lines logged (web, workers) | {outcome.error_lines} |",
         ]
         if f.failed_answers:
@@ -455,8 +502,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--conversations", type=int, default=60, help="conversations (default 60)")
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which they start (default 10)")
-    parser.add_argument("--kill-at", type=float, default=12.0, help="seconds from the start to the kill (default 12)")
-    parser.add_argument("--after-kill", type=float, default=20.0, help="seconds of new turns after it (default 20)")
+    parser.add_argument("--fault-at", type=float, default=12.0, help="seconds from the start to the fault (default 12)")
+    parser.add_argument("--after-fault", type=float, default=20.0, help="seconds of new turns after it (default 20)")
+    parser.add_argument(
+        "--partition",
+        action="store_true",
+        help="also the network partitions: Redis, web and workers in network namespaces (needs root)",
+    )
     parser.add_argument(
         "--keep", type=Path, help="keep every process's log and data in this folder, one subfolder per scenario"
     )
@@ -464,7 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that every finally stops its processes
     command = shlex.join(["python", "-m", "bench.failover", *(sys.argv[1:] if argv is None else argv)])
-    outcomes = [run_scenario(scenario, args) for scenario in args.scenario or list(SCENARIOS)]
+    scenarios = args.scenario or [s for s in SCENARIOS if args.partition or s not in PARTITIONS]
+    if any(s in PARTITIONS for s in scenarios) and os.geteuid() != 0:
+        parser.error("the partition scenarios need root: network namespaces and iptables")
+    outcomes = [run_scenario(scenario, args) for scenario in scenarios]
     text = render(outcomes, args, command)
     print(text)
     report.write(args.output, text, START, END)
