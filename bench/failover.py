@@ -42,8 +42,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from bench import report
+from bench.failover_handlers.work import WORK_SECONDS
 from bench.netns import Network
 from bench.stack import ROOT, Stack
+from flowhook import defaults
 from flowhook.redis_server import EmbeddedRedis, free_port, redis_server_binary
 
 OUTPUT = ROOT / "docs" / "reliability.md"
@@ -417,7 +419,7 @@ def figures(outcome: Outcome) -> Figures:
     last_try = {t.number: t for t in sorted(turns, key=lambda t: t.started)}
     ran_unanswered = sum(t.final == "failed" and executions[n] > 0 for n, t in last_try.items())
     before = [t.seconds for t in turns if t.ended < outcome.fault_at and t.final == "done"]
-    normal = max(before, default=0.0)
+    normal = max(before, default=WORK_SECONDS)  # a short run may have no turn before the fault
     # A turn the outage spoiled: one that ended after the fault with an answer other than `done`, or
     # more than half a second later than the longest turn before the fault.
     spoiled: list[tuple[float, float]] = []
@@ -427,8 +429,8 @@ def figures(outcome: Outcome) -> Figures:
         spoilt_at = [a.at for a in turn.answers if a.status != "done"]
         if turn.seconds > normal + 0.5:  # `done`, but late: spoilt from when it should have been done
             spoilt_at.append(turn.started + normal)
-        if spoilt_at:
-            spoiled.append((min(spoilt_at) - outcome.fault_at, turn.ended - outcome.fault_at))
+        if spoilt_at:  # a turn started before the fault was spoilt from the fault on at the earliest
+            spoiled.append((max(min(spoilt_at), outcome.fault_at) - outcome.fault_at, turn.ended - outcome.fault_at))
     answers = [a for t in turns for a in t.answers]
     return Figures(
         done=outcome.conversations - len(failed | duplicated | lost),
@@ -448,17 +450,34 @@ def figures(outcome: Outcome) -> Figures:
     )
 
 
+def missed(f: Figures) -> list[str]:
+    """What falls short of issue 14's target: nothing failed, ran twice or was lost; no HTTP error;
+    no call longer than the budget plus 1 s; no finished job answered "interrupted"."""
+    interrupted = sum(n for error, n in f.failed_answers.items() if "interrupted" in error)
+    shortfalls = {
+        f"{f.failed} conversations saw `failed`": f.failed,
+        f"{f.duplicated} ran work twice": f.duplicated,
+        f"{f.lost} lost a turn": f.lost,
+        f"{f.http_errors} HTTP errors": f.http_errors,
+        f"a call took {f.longest_call:.1f} s": f.longest_call > defaults.BUDGET + 1,
+        f'{interrupted} answers "interrupted"': interrupted,
+    }
+    return [what for what, count in shortfalls.items() if count]
+
+
 def render(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> str:
     """The results section, between its markers."""
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         START,
         f"Measured {when} by `{command}` on {report.host()}: gunicorn with the shipped settings, "
-        f"{WORKERS} workers (`python -m workers`), every process on this machine's loopback. "
+        f"{WORKERS} workers (`python -m workers`), every process on this machine (on loopback; in the "
+        "partitions, Redis, web and workers each in a network namespace of its own, one bridge between them). "
         f"{args.conversations} conversations started over {args.ramp:g} s, each taking turns for "
-        f"{args.fault_at + args.after_fault:g} s against a handler that works 2 s in a worker (budget as shipped, "
-        f"5 s), polling 1 s after `pending`, trying a `failed` turn again once, the next turn 1-3 s after an "
-        f"answer; the fault {args.fault_at:g} s in.",
+        f"{args.fault_at + args.after_fault:g} s against a handler that works {WORK_SECONDS:g} s in a worker "
+        f"(budget as shipped, {defaults.BUDGET:g} s), polling {POLL_GAP:g} s after `pending`, trying a `failed` "
+        f"turn again once, the next turn {TURN_GAP[0]:g}-{TURN_GAP[1]:g} s after an answer; the fault "
+        f"{args.fault_at:g} s in.",
     ]
     for outcome in outcomes:
         f = figures(outcome)
@@ -485,17 +504,25 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
             f"| longest HTTP call | {f.longest_call:.1f} s |",
             f"| HTTP errors | {f.http_errors} |",
             f"| outage seen by the chat | {seen} |",
-            f"| longest turn (before the fault) | {f.longest_turn:.1f} s ({f.normal_turn:.1f} s) |",
+            f"| longest turn, first call to final answer (longest before the fault) | {f.longest_turn:.1f} s "
+            f"({f.normal_turn:.1f} s) |",
             f"| ERROR lines logged (web, workers) | {outcome.error_lines} |",
         ]
         if f.failed_answers:
             lines += ["", "`failed` answers: " + "; ".join(f'{n} "{e}"' for e, n in f.failed_answers.most_common())]
+        shortfalls = missed(f)
+        lines += [
+            "",
+            f"Issue 14's target (nothing failed, run twice or lost, no HTTP error, no call over "
+            f'{defaults.BUDGET + 1:g} s, no finished job answered "interrupted"): '
+            + (f"**missed**: {', '.join(shortfalls)}." if shortfalls else "met."),
+        ]
     lines.append(END)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the scenarios; returns 1 when a conversation failed, ran work twice or lost it."""
+    """Run the scenarios; returns 1 when a scenario missed issue 14's target."""
     parser = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__)
     parser.add_argument(
         "--scenario", action="append", choices=list(SCENARIOS), help="run only this one (repeatable; default all)"
@@ -525,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write(args.output, text, START, END)
     print(f"written to {args.output}")
     broken = [figures(o) for o in outcomes]
-    return 0 if all(f.failed == f.duplicated == f.lost == f.http_errors == 0 for f in broken) else 1
+    return 0 if all(not missed(f) for f in broken) else 1
 
 
 if __name__ == "__main__":
