@@ -2,18 +2,20 @@
 
 Each scenario starts, as real processes on loopback, its Redis (a master, a replica and three
 Sentinels; or one Redis with its append-only file), the web service under gunicorn with the shipped
-settings and two workers (`python -m workers`). Then conversations run as LoyJoy runs them: started
-evenly over 10 s, each takes turns one after another against a handler that works 2 s in a worker;
-a `pending` answer is polled 1 s later with every variable it set, as LoyJoy sends them back, and a
-`failed` one is tried again once with the same input, as a user offered "try again" does. Mid-run
-Redis is killed with SIGKILL: the Sentinel master (Sentinel promotes the replica about 4 s later),
-or the single Redis (started again from its append-only file 3 s later).
+settings and two workers (`python -m workers`); with ``--partition`` (as root) also scenarios that
+put Redis, web and workers in network namespaces of their own (bench/netns.py). Then conversations
+run as LoyJoy runs them: started evenly over 10 s, each takes turns one after another against a
+handler that works 2 s in a worker; a `pending` answer is polled 1 s later with every variable it
+set, as LoyJoy sends them back, and a `failed` one is tried again once with the same input, as a
+user offered "try again" does. Mid-run Redis is killed with SIGKILL: the Sentinel master (Sentinel
+promotes the replica about 4 s later), or the single Redis (started again from its append-only file
+3 s later); or the packets between Redis and the web service, or the workers, are dropped for 10 s.
 
 The handler writes every execution to a file, outside Redis, so work that ran twice or never ran
 is counted, not guessed. Per scenario it prints the conversations that ended every turn `done`,
 that saw `failed`, whose work ran twice, and that lost an answer or its work; the longest HTTP call;
-HTTP errors; and the outage as the chat saw it. It writes them into docs/reliability.md between its
-markers.
+HTTP errors; the outage as the chat saw it; and whether issue 14's target is met. It writes them
+into docs/reliability.md between its markers.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ TERMINAL = {"done", "failed", "invalid"}
 NO_ANSWER = "no answer"
 HTTP_ERROR = "http error"
 POLL_GAP = 1.0  # a `pending` answer is polled this long after it arrived, as the issue measures
-# The user's next message comes 1 to 3 s after an answer: some calls then meet a kept-alive
-# connection just as the server closes it, as LoyJoy's do.
+# The user's next message comes 1 to 3 s after an answer, on the same kept-alive connection: some
+# calls come around gunicorn's keep-alive timeout (2 s unless gunicorn.conf.py sets it).
 TURN_GAP = (1.0, 3.0)
 GIVE_UP_AFTER = 60.0  # a turn still unanswered after this is one the chat never got an answer to
 AOF_RESTART_AFTER = 3.0
@@ -96,7 +98,6 @@ class Turn:
     conversation: int
     number: str  # "conversation-turn": what the handler writes down when it runs
     started: float
-    retry: bool  # the user's "try again" after a `failed` answer
     answers: list[Answer] = field(default_factory=list)
 
     @property
@@ -113,9 +114,9 @@ class Turn:
         return self.ended - self.started
 
 
-def take_turn(session: requests.Session, url: str, conversation: int, number: str, *, retry: bool) -> Turn:
+def take_turn(session: requests.Session, url: str, conversation: int, number: str) -> Turn:
     """Call the handler, then poll while `pending`, as a LoyJoy flow with a "check again" step does."""
-    turn = Turn(conversation, number, time.monotonic(), retry)
+    turn = Turn(conversation, number, time.monotonic())
     variables: dict[str, str] = {"turn": number}
     while True:
         body = {"process_instance_id": f"failover-{conversation}", "variables": variables}
@@ -145,11 +146,11 @@ def converse(url: str, conversation: int, start_at: float, stop_at: float, turns
         while time.monotonic() < stop_at:
             count += 1
             number = f"{conversation}-{count}"
-            turn = take_turn(session, url, conversation, number, retry=False)
+            turn = take_turn(session, url, conversation, number)
             turns.append(turn)  # list.append is atomic: the threads share one list
             if turn.final == "failed":
                 time.sleep(user.uniform(*TURN_GAP))
-                turns.append(take_turn(session, url, conversation, number, retry=True))
+                turns.append(take_turn(session, url, conversation, number))  # the user's "try again"
             time.sleep(user.uniform(*TURN_GAP))
 
 
