@@ -353,6 +353,7 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> Outcome:
     """Start everything, run the conversations, bring the fault mid-run; what the chats got."""
     with tempfile.TemporaryDirectory(prefix=f"flowhook-failover-{scenario}-") as folder:
         directory = Path(folder) if args.keep is None else args.keep / scenario
+        directory.mkdir(parents=True, exist_ok=True)
         executions = directory / "executions"
         with running_stack(directory, scenario, executions) as (url, fault):
             turns: list[Turn] = []
@@ -545,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that every finally stops its processes
     command = shlex.join(["python", "-m", "bench.failover", *(sys.argv[1:] if argv is None else argv)])
     scenarios = args.scenario or [s for s in SCENARIOS if args.partition or s not in PARTITIONS]
+    if args.keep is not None and any((args.keep / s).exists() for s in scenarios):
+        # An earlier run's executions and append-only file would be counted and loaded again.
+        parser.error(f"{args.keep} holds an earlier run: --keep needs a folder of its own")
     if any(s in PARTITIONS for s in scenarios) and os.geteuid() != 0:
         parser.error("the partition scenarios need root: network namespaces and iptables")
     outcomes = [run_scenario(scenario, args) for scenario in scenarios]
