@@ -7,9 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
 SOAK_MINUTES ?= 3
+FAILOVER_ARGS ?=
 COMPOSE_CHECK_PROJECT ?= flowhook-check
 
-.PHONY: run test lint bench bench-smoke soak compose-check wrk clean
+.PHONY: run test lint bench bench-smoke soak failover compose-check wrk clean
 
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
@@ -29,6 +30,9 @@ bench-smoke: $(VENV)/.installed  ## seconds-long run of the benchmark harness (a
 
 soak: $(VENV)/.installed  ## minutes of mixed calls under load; results in docs/reliability.md
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
+
+failover: $(VENV)/.installed  ## Redis killed under chat load (FAILOVER_ARGS=--partition, as root: also cut off); results in docs/reliability.md
+	$(BIN)/python -m bench.failover $(FAILOVER_ARGS)
 
 compose-check: $(VENV)/.installed  ## build the image, run docker-compose.yml with docker or podman and check it (minutes)
 	$(BIN)/python -m deploy.compose_check --project $(COMPOSE_CHECK_PROJECT)

@@ -174,18 +174,23 @@ def costs_table(costs: list[RedisCost]) -> str:
     return "\n".join(rows)
 
 
-def machine() -> str:
-    """What the figures were measured on."""
+def host() -> str:
+    """The machine: processor, cores, memory, system, Python."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
     cpu = models[0] if models else platform.processor()
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}"
+    )
+
+
+def machine() -> str:
+    """What the figures were measured on: the machine and the load generator."""
     wrk = "not installed (Python driver)"
     if found := shutil.which("wrk"):
         wrk = subprocess.run([found, "--version"], capture_output=True, text=True, check=False).stdout.split("[")[0]
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; load generator {wrk.strip()}"
-    )
+    return f"{host()}; load generator {wrk.strip()}"
 
 
 def render(results: Results) -> str:

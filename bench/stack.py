@@ -27,6 +27,11 @@ class Stack:
         self.redis_server = EmbeddedRedis(directory / "redis", appendonly=False)
         self.settings = settings
         self.processes: dict[str, list[subprocess.Popen[bytes]]] = {}
+        # Where a group of processes runs (a command prefix: `ip netns exec <namespace>`) and the
+        # address its port is reached at; this machine's loopback unless `make failover --partition`
+        # puts the group on a network of its own.
+        self.launchers: dict[str, list[str]] = {}
+        self.addresses: dict[str, str] = {}
 
     def start_redis(self) -> None:
         self.redis_server.start()
@@ -45,17 +50,23 @@ class Stack:
     def _spawn(self, group: str, command: list[str], **settings: str) -> subprocess.Popen[bytes]:
         log = (self.directory / f"{group}.log").open("ab")
         process = subprocess.Popen(
-            command, cwd=ROOT, env={**self.environment, **settings}, stdout=log, stderr=log, start_new_session=True
+            [*self.launchers.get(group, []), *command],
+            cwd=ROOT,
+            env={**self.environment, **settings},
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         self.processes.setdefault(group, []).append(process)
         return process
 
     def start_web(self, name: str, app: str, **settings: str) -> str:
         """Run ``app`` under gunicorn with Flowhook's gunicorn.conf.py; returns its base URL."""
-        port = free_port()
-        self._spawn(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app], PORT=str(port), **settings)
+        port, host = free_port(), self.addresses.get(name, "127.0.0.1")
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
+        self._spawn(name, command, PORT=str(port), FLOWHOOK_HOST=host, **settings)
         self._wait_for_port(port, name)
-        return f"http://127.0.0.1:{port}"
+        return f"http://{host}:{port}"
 
     def start_workers(self, count: int, **settings: str) -> None:
         """Start ``count`` Flowhook workers (python -m workers) and wait until they listen."""
@@ -78,7 +89,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                socket.create_connection((self.addresses.get(group, "127.0.0.1"), port), timeout=0.2).close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
