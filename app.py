@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -13,6 +14,7 @@ from flowhook import cli, errors, health, openapi, ratelimit, webservice
 from flowhook.connection import connect
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
+from flowhook.exceptions import HandlerModuleError
 from flowhook.inline import runner_for_this_process
 from flowhook.jobs import JobStore
 from flowhook.registry import Registry, discover
@@ -40,7 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     if test_config is not None:
         app.config.from_mapping(test_config)
 
-    registry = registry if registry is not None else discover(settings)
+    registry = registry if registry is not None else _discover(settings)
     store = JobStore(connect(settings), settings)
     # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
     inline = runner_for_this_process(size=2 * settings.web_connections)
@@ -55,3 +57,13 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
         # Behind a proxy, the client address is the one the trusted proxies put in X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     return app
+
+
+def _discover(settings: Settings) -> Registry:
+    """The handlers; a broken one stops start-up, and a developer command with one line, not a traceback."""
+    try:
+        return discover(settings)
+    except HandlerModuleError as error:
+        if click.get_current_context(silent=True) is not None:  # a `flask --app app ...` command
+            raise click.ClickException(str(error)) from None
+        raise

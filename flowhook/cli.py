@@ -15,7 +15,7 @@ import re
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -34,11 +34,14 @@ from rq.job import Job
 from flowhook import state
 from flowhook.connection import connect
 from flowhook.contract import PENDING
+from flowhook.health import longest_silence
 from flowhook.jobs import JobStore, forget, owner_of
 from flowhook.ratelimit import conversation_digest
 from flowhook.registry import Registry
 from flowhook.settings import Settings
 
+# Seconds a poll waits for a service that stopped answering: `make run` restarting after an edit.
+RELOAD_PATIENCE = 20.0
 HANDLER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -94,6 +97,8 @@ def handlers_command() -> None:
         click.echo(f"  retries      {retries}")
         click.echo(f"  result_ttl   {settings.result_ttl} s")
         click.echo(f"  namespace    {settings.namespace}_status, _job, _error, _progress")
+        click.echo(f"  concurrency  {settings.concurrency} jobs at once per worker")
+        click.echo(f"  cpu_bound    {'true' if settings.cpu_bound else 'false'}")
 
 
 @click.command("new")
@@ -179,8 +184,10 @@ def call_command(name: str, pairs: tuple[str, ...], instance: str | None, url: s
     }
     started = time.monotonic()
     live = sys.stdout.isatty()
+    answer: dict[str, str] = {}
     while True:
-        answer = _post(endpoint, {**body, "variables": variables}, headers)
+        # Once the job runs, the service may be restarting (`make run` reloads on edit): poll on.
+        answer = _post(endpoint, {**body, "variables": variables}, headers, patience=RELOAD_PATIENCE if answer else 0)
         status = answer.get(f"{namespace}_status", "?")
         elapsed = time.monotonic() - started
         if status != PENDING:
@@ -215,17 +222,27 @@ def _endpoint(base: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/webservice/{name}"))
 
 
-def _post(endpoint: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, str]:
+def _post(endpoint: str, body: dict[str, Any], headers: dict[str, str], patience: float = 0) -> dict[str, str]:
+    """POST a call; a service that does not answer is tried again for ``patience`` seconds."""
     shown = endpoint.split("?", 1)[0]  # a token in the query string stays off the screen
-    try:
-        response = requests.post(endpoint, json=body, headers=headers, timeout=30)
-    except requests.ConnectionError:
-        raise click.ClickException(f"nothing answers at {shown}: is `make run` running (and on that port)?") from None
-    except requests.RequestException as error:
-        raise click.ClickException(f"cannot reach {shown}: {error}") from None
+    give_up = time.monotonic() + patience
+    while True:
+        try:
+            response = requests.post(endpoint, json=body, headers=headers, timeout=30)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() < give_up:
+                time.sleep(0.5)
+                continue
+            raise click.ClickException(
+                f"nothing answers at {shown}: is `make run` running (and on that port)?"
+            ) from None
+        except requests.RequestException as error:
+            raise click.ClickException(f"cannot reach {shown}: {error}") from None
     if response.status_code == 401:
         raise click.ClickException(
-            f"{shown} answered 401: the service wants a token; pass --token (or set FLOWHOOK_CALL_TOKEN)"
+            f"{shown} answered 401: the service wants a token, and this one was missing or wrong; "
+            "pass --token (or set FLOWHOOK_CALL_TOKEN)"
         )
     if response.status_code != 200:
         raise click.ClickException(f"{shown} answered {response.status_code}: {response.text[:500]}")
@@ -279,8 +296,13 @@ def jobs_command(limit: int) -> None:
     try:
         _require_flowhook_data(connection, settings)
         serializer = JobStore.serializer
-        workers = Worker.all(connection=connection)
-        click.echo(f"Redis {_without_password(settings.redis_url)}: {len(workers)} workers")
+        fresh_since = datetime.now(UTC) - timedelta(seconds=longest_silence(settings))
+        workers = [
+            worker
+            for worker in Worker.all(connection=connection)
+            if worker.last_heartbeat is not None and worker.last_heartbeat > fresh_since
+        ]
+        click.echo(f"Redis {_without_password(settings.redis_url)}: {len(workers)} live workers")
         for queue in sorted(Queue.all(connection=connection, serializer=serializer), key=lambda q: q.name):
             click.echo(click.style(queue.name, bold=True))
             sections = (

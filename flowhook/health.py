@@ -12,6 +12,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from flowhook import defaults
 from flowhook.dispatch import Dispatcher
+from flowhook.settings import Settings
 
 bp = Blueprint("health", __name__)
 
@@ -66,10 +67,14 @@ def live_workers(dispatcher: Dispatcher) -> dict[str, set[str]]:
         for key in keys:
             pipe.hget(key, "last_heartbeat")
         beats = cast(list[bytes | None], pipe.execute())
-    silent_for = max(defaults.WORKER_SILENCE, dispatcher.store.settings.heartbeat_ttl / 2)
-    fresh_since = now() - timedelta(seconds=silent_for)
+    fresh_since = now() - timedelta(seconds=longest_silence(dispatcher.store.settings))
     alive = {key for key, beat in zip(keys, beats, strict=True) if beat and utcparse(beat.decode()) > fresh_since}
     return {name: {key.decode() for key in members & alive} for name, members in zip(names, listening, strict=True)}
+
+
+def longest_silence(settings: Settings) -> float:
+    """Seconds without a heartbeat after which a worker counts as gone (dead, or cut off from Redis)."""
+    return max(defaults.WORKER_SILENCE, settings.heartbeat_ttl / 2)
 
 
 def init_app(app: Flask) -> None:

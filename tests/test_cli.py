@@ -6,14 +6,19 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import click
 import pytest
 from flask.testing import FlaskCliRunner
 from redis import Redis
 from rq import Queue
 
+from flowhook.cli import _post
 from flowhook.redis_server import EmbeddedRedis, free_port
 from tests.conftest import ROOT, CallFunction, WorkerPool
 
@@ -204,3 +209,42 @@ def test_the_commands_read_env_as_make_run_does(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0, listed.stderr
     assert "kept  /webservice/kept" in listed.stdout
+
+
+@pytest.mark.parametrize("command", ["handlers", "jobs", "call"])
+def test_a_broken_handler_module_is_one_line_for_every_command(tmp_path: Path, command: str) -> None:
+    finished = developer_command(
+        "flask",
+        "--app",
+        "app",
+        command,
+        state_file=tmp_path / "run.json",
+        FLOWHOOK_HANDLERS="tests.broken.import_error",
+    )
+    assert_one_line_error(finished, "cannot import handler module tests.broken.import_error.crm")
+
+
+def test_a_poll_waits_for_a_service_that_is_restarting() -> None:
+    """`make run` reloads on edit: the service is away for a few seconds, and `call` polls on."""
+    port = free_port()
+    answer = {"data": {"variables": {"echo_status": "done"}}}
+
+    class Restarted(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    def serve_later() -> None:
+        time.sleep(1.5)  # down for a moment, as while web and workers restart
+        server = HTTPServer(("127.0.0.1", port), Restarted)
+        server.handle_request()
+        server.server_close()
+
+    threading.Thread(target=serve_later, daemon=True).start()
+    assert _post(f"http://127.0.0.1:{port}/webservice/echo", {}, {}, patience=10) == answer["data"]["variables"]
+    with pytest.raises(click.ClickException, match="nothing answers"):
+        _post(f"http://127.0.0.1:{free_port()}/webservice/echo", {}, {})  # a first call does not wait
