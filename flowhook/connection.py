@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis import Redis
@@ -9,10 +10,15 @@ from redis.connection import parse_url
 from redis.sentinel import Sentinel, SentinelManagedConnection
 from redis.utils import SENTINEL
 from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker.base import BaseWorker
 
 from flowhook import defaults
 from flowhook.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class _SentinelConnection(SentinelManagedConnection):
@@ -77,15 +83,51 @@ def connect(settings: Settings, *, blocking: float = 0.0) -> Redis:
 
 
 class HandlerQueue(Queue):
-    """RQ's queue, whose registry-maintenance lock a process that dies holding it keeps for 30 s.
-
-    RQ's lasts 15 minutes: a worker killed while it cleaned the registries (in a pool worker, a job
-    that ends the process may do it at any moment) would keep its dead jobs unanswered that long.
-    """
+    """RQ's queue, with two faults of a worker that dies or is cut off from Redis made short."""
 
     def acquire_maintenance_lock(self) -> bool:
-        """Take the lock on cleaning this queue's registries, unless another process holds it."""
+        """Take the lock on cleaning this queue's registries, unless another process holds it.
+
+        RQ's lasts 15 minutes; this one 30 s: a worker killed while it cleaned the registries (in
+        a pool worker, a job that ends the process may do so at any moment) would otherwise keep
+        its dead jobs unanswered that long.
+        """
         return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=defaults.MAINTENANCE_LOCK_TTL))
+
+    @property
+    def intermediate_queue(self) -> IntermediateQueue:
+        """Where a job waits between a worker taking it and starting it."""
+        return UnstartedJobsRequeued(self.key, connection=self.connection)
+
+
+class UnstartedJobsRequeued(IntermediateQueue):
+    """RQ's intermediate queue, whose jobs no worker started go back to the front of their queue.
+
+    A worker takes a job by moving it here (BLMOVE) and starts it a moment later. If the worker
+    dies in between, or a network cut loses Redis's reply to the move, the job stays here: RQ's
+    maintenance fails it a minute later ("stuck"). It never ran, so running it is safe: once seen
+    here by two maintenance runs ``UNSTARTED_AFTER`` seconds apart, it goes back to its queue.
+    """
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        """Whether the job has been here, unstarted, for longer than a start takes."""
+        first_seen = self.get_first_seen(job_id)
+        return first_seen is not None and (now() - first_seen).total_seconds() > defaults.UNSTARTED_AFTER
+
+    def cleanup(self, worker: BaseWorker, queue: Queue) -> None:
+        """Put every job that no worker started back at the front of its queue (RQ's would fail it)."""
+        for job_id in self.get_job_ids():
+            if job_id in queue.started_job_registry:
+                continue
+            if queue.fetch_job(job_id) is None:
+                self.remove(job_id)  # expired meanwhile: nothing left to run
+            elif not self.set_first_seen(job_id) and self.should_be_cleaned_up(job_id):
+                with self.connection.pipeline() as pipe:
+                    pipe.lrem(self.key, 1, job_id)
+                    queue.push_job_id(job_id, pipeline=pipe, at_front=True)
+                    pipe.delete(self.get_first_seen_key(job_id))
+                    pipe.execute()
+                log.warning("job %s was taken from its queue but never started; it is queued again", job_id)
 
 
 def handler_queue(settings: Settings, connection: Redis, handler: str) -> HandlerQueue:

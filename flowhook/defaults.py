@@ -56,6 +56,9 @@ MAINTENANCE_INTERVAL = 15
 # Longest a process holds the lock on one queue's registry clean-up (seconds; it takes milliseconds):
 # what a process that dies holding it delays the next clean-up by.
 MAINTENANCE_LOCK_TTL = 30
+# A job taken from its queue but not started this long after (seconds; a start takes milliseconds)
+# lost its worker, or Redis's reply to the worker: it goes back to its queue (connection.py).
+UNSTARTED_AFTER = 10
 # A running job's heartbeat, renewed every quarter of this: a job whose worker died is reaped as
 # abandoned this many seconds after its last one (RQ's own simple worker: the job timeout + 60 s).
 # Longer rides out longer Redis outages without reaping jobs that are in fact still running.

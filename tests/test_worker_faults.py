@@ -6,6 +6,7 @@ import os
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -13,6 +14,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from app import create_app
+from flowhook.connection import HandlerQueue
 from flowhook.jobs import INTERRUPTED
 from tests.conftest import CallFunction, StartWorkers, WorkerPool, caller
 from tests.test_worker_path import open_gate, runs
@@ -173,3 +175,25 @@ def test_a_worker_restarted_in_its_container_starts_under_its_killed_predecessor
     )
     killed.register_birth()  # and then it was killed: it never registered its death
     assert start_worker(["--burst"]) == 0
+
+
+def test_a_job_taken_but_never_started_is_queued_again_and_runs(redis_url: str, redis: Redis, tmp_path: Path) -> None:
+    """A worker that died, or lost Redis's reply, between taking a job and starting it left it behind."""
+    pool = WorkerPool(redis_url, "tests.handlers", log=tmp_path / "workers.log")
+    call = flow(redis_url, pool)
+    gate = uuid.uuid4().hex
+    pending = call("gated", {"gate": gate})  # no worker yet: it waits in its queue
+    queue = HandlerQueue(f"{pool.queue}.gated", connection=redis)
+    redis.lmove(queue.key, queue.intermediate_queue_key)  # taken, as by a worker's BLMOVE, and never started
+    seen = queue.intermediate_queue.get_first_seen_key(pending["gated_job"])
+    redis.set(seen, time.time() - 60, ex=3600)  # and an earlier maintenance run saw it there a minute ago
+    try:
+        pool.start(1)  # its maintenance at start finds it
+        open_gate(redis, gate)
+        variables = {"gate": gate}
+        poll_until_over(call, "gated", variables, pending)
+        assert variables["gated_status"] == "done"  # run, not failed as "stuck"
+        assert runs(redis, gate) == 1
+        assert not redis.exists(seen)
+    finally:
+        pool.stop()

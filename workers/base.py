@@ -108,6 +108,9 @@ class FlowhookWorker(BaseWorker):
         except RedisError as error:
             self.outage.lost(error)
         else:
+            if self.outage.since is not None:
+                # A reply lost in the outage may have left a job taken but unstarted: look soon.
+                self.last_cleaned_at = None
             self.outage.back()
 
     def run_maintenance_tasks(self) -> None:
