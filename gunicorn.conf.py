@@ -11,9 +11,15 @@ from gevent import monkey
 
 monkey.patch_all()
 
+# Metrics (flowhook/multiproc.py): every web process counts into one clean directory, named before
+# anything imports prometheus_client.
+from flowhook import multiproc  # noqa: E402
+
+_metrics_dir, _metrics_dir_is_ours = multiproc.prepare()
+
 from redis.exceptions import RedisError  # noqa: E402 - after the patch, as gevent asks
 
-from flowhook import defaults  # noqa: E402
+from flowhook import defaults, logs  # noqa: E402
 from flowhook.checks import redis_warnings  # noqa: E402
 from flowhook.connection import connect  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
@@ -54,3 +60,19 @@ def when_ready(server: Any) -> None:
             server.log.warning(warning)
     except RedisError as error:
         server.log.warning("cannot check Redis at start-up: %s", error)
+
+
+# Logs (flowhook/logs.py): with FLOWHOOK_LOG_FORMAT=json, gunicorn's lines and the access line as JSON.
+if _settings.log_format == "json":
+    logger_class = logs.GunicornJsonLogger
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """A web process ended: its live metrics files go (flowhook/multiproc.py)."""
+    multiproc.process_gone(worker.pid)
+
+
+def on_exit(_server: Any) -> None:
+    """The master stops: remove the metrics directory it made."""
+    if _metrics_dir_is_ours:
+        multiproc.remove(_metrics_dir)
