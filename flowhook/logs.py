@@ -28,6 +28,28 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The fields of every JSON line, renamed to what log pipelines expect; extras are added after them.
 JSON_FIELDS = ("asctime", "levelname", "name", "message")
 JSON_RENAMED = {"asctime": "time", "levelname": "level", "name": "logger"}
+# Every field a JSON line may carry. Any other field a library adds to its records is dropped:
+# RQ adds a failed job's arguments (the call's variables: personal data) to its exception line.
+JSON_KEPT = frozenset(
+    {
+        *JSON_RENAMED.values(),
+        "message",
+        "exc_info",
+        "stack_info",
+        "handler",
+        "job",
+        "trace",
+        "outcome",
+        "duration_ms",
+        "remote",
+        "method",
+        "path",
+        "status",
+        "bytes",
+        "queue",
+        "job_id",
+    }
+)
 # Where a call's path names an unknown handler, the name is cut here (it is the caller's text).
 MAX_LOGGED_NAME = 100
 
@@ -73,18 +95,31 @@ class CallContext(logging.Filter):
         return True
 
 
+class _KeptFieldsFormatter(JsonFormatter):
+    """python-json-logger's formatter, writing only the fields of :data:`JSON_KEPT`."""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in log_data.items() if name in JSON_KEPT}
+
+
 def json_formatter() -> logging.Formatter:
-    """One JSON object per line: time, level, logger, message, then the record's extra fields."""
-    return JsonFormatter(
+    """One JSON object per line: time, level, logger, message, then the record's known extra fields."""
+    return _KeptFieldsFormatter(
         list(JSON_FIELDS), rename_fields=JSON_RENAMED, json_ensure_ascii=False, timestamp=False, style="%"
     )
 
 
-def configure(settings: Settings, stream: Any = None) -> None:
-    """Set up the root logger of this process (web app or worker) as the settings ask."""
+def log_handler(settings: Settings, stream: Any = None) -> logging.Handler:
+    """A handler writing lines to ``stream`` (stderr) as the settings ask, with the call's context."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(json_formatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(CallContext())
+    return handler
+
+
+def configure(settings: Settings) -> None:
+    """Set up the root logger of this process (web app or worker) as the settings ask."""
+    handler = log_handler(settings)
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
