@@ -11,15 +11,9 @@ from gevent import monkey
 
 monkey.patch_all()
 
-# Metrics (flowhook/multiproc.py): every web process counts into one clean directory, named before
-# anything imports prometheus_client.
-from flowhook import multiproc  # noqa: E402
-
-_metrics_dir, _metrics_dir_is_ours = multiproc.prepare()
-
 from redis.exceptions import RedisError  # noqa: E402 - after the patch, as gevent asks
 
-from flowhook import defaults, logs  # noqa: E402
+from flowhook import defaults, logs, multiproc  # noqa: E402
 from flowhook.checks import redis_warnings  # noqa: E402
 from flowhook.connection import connect  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
@@ -67,12 +61,19 @@ if _settings.log_format == "json":
     logger_class = logs.GunicornJsonLogger
 
 
+# Metrics (flowhook/multiproc.py): every web process counts into one directory, emptied at start
+# and named before any process imports prometheus_client (the master never does; its processes
+# import it with the app, after the fork).
+def on_starting(_server: Any) -> None:
+    """Once, in the master, before the first web process starts: the shared metrics directory."""
+    multiproc.prepare()
+
+
 def child_exit(_server: Any, worker: Any) -> None:
-    """A web process ended: its live metrics files go (flowhook/multiproc.py)."""
+    """A web process ended: its live metrics files go."""
     multiproc.process_gone(worker.pid)
 
 
 def on_exit(_server: Any) -> None:
-    """The master stops: remove the metrics directory it made."""
-    if _metrics_dir_is_ours:
-        multiproc.remove(_metrics_dir)
+    """The master stops: remove the metrics directory if it made it."""
+    multiproc.remove()
