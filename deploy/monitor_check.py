@@ -3,14 +3,15 @@
 It checks the shipped rules with ``promtool check rules``, finds the running service (``--url``, or
 the `make run` of this folder), makes one ``echo`` call so that there is a call to count, then runs
 Debian's ``prometheus`` on loopback with a scrape configuration for that service and the shipped
-rules, and prints what Prometheus reports: the target's health, a few series it scraped, and the
-rules it evaluates. Prometheus and its data are removed at the end; the exit status is 1 if a step
-failed.
+rules, and prints what Prometheus reports: the target's health, a few series it scraped, whether
+the Grafana dashboard's queries evaluate, and the rules' states. Prometheus and its data are
+removed at the end; the exit status is 1 if a step failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from flowhook.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "flowhook.json"
 # 9090 is Prometheus's own default; another port keeps clear of a Prometheus already there.
 DEFAULT_PORT = 9102
 # Seconds for Prometheus to start, scrape the service and evaluate the rules once.
@@ -153,11 +155,19 @@ def report(port: int, url: str, log: Path) -> int:
             for s in series[:6]
         )
         step(f"series {name}", bool(series), shown or "none")
+    queries = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel["targets"]]
+    failed = []
+    for query in queries:
+        try:
+            api(port, "query", query=query)
+        except requests.HTTPError as error:
+            failed.append(f"{query}: {error}")
+    step(f"the dashboard's {len(queries)} queries evaluate", not failed, "; ".join(failed))
     groups = api(port, "rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     states = ", ".join(f"{rule['name']}={rule.get('state', rule['health'])}" for rule in rules)
     loaded = step("alert rules loaded", len(rules) > 0 and all(rule["health"] == "ok" for rule in rules), states)
-    return 0 if loaded else 1
+    return 0 if loaded and not failed else 1
 
 
 if __name__ == "__main__":
