@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -258,3 +260,33 @@ def test_a_json_line_written_in_a_job_carries_its_trace_handler_and_job_and_no_a
     assert "trace" not in outside
     assert outside["queue"] == "flowhook.sleepy"
     assert SECRET not in stream.getvalue()
+
+
+def exported_names(text: str) -> set[str]:
+    """The series names a /metrics text can hold, from its TYPE lines (a histogram's three series)."""
+    names = set()
+    for kind_line in re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE):
+        name, kind = kind_line
+        names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "histogram" else {name}
+    return names
+
+
+def test_the_alert_rules_and_the_dashboard_use_only_metrics_that_exist(unserved_app: Flask) -> None:
+    exported = exported_names(unserved_app.test_client().get("/metrics").get_data(as_text=True))
+    rules = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "flowhook.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = set(re.findall(r"flowhook_\w+", rules + "\n".join(queries)))
+    assert used, "no Flowhook metric used"
+    assert used <= exported, used - exported
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt-get install prometheus)")
+def test_promtool_accepts_the_alert_rules() -> None:
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(ROOT / "deploy" / "prometheus" / "alerts.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
