@@ -28,6 +28,7 @@ from rq.timeouts import JobTimeoutException
 
 from flowhook import keys, logs
 from flowhook.exceptions import JobInterrupted
+from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,16 @@ def _bucket(seconds: float) -> str:
     return "+Inf"
 
 
+@functools.cache
+def _counting() -> bool:
+    """Whether this process counts (FLOWHOOK_METRICS), read once."""
+    return Settings.from_env().metrics
+
+
 def record_end(connection: Redis, queue_name: str, handler: str, ended: str, seconds: float | None) -> None:
     """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown)."""
+    if not _counting():
+        return
     key = keys.job_figures(queue_name)
     try:
         with connection.pipeline(transaction=False) as pipe:
