@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print("monitor-check needs Debian's prometheus package: sudo apt-get install prometheus", file=sys.stderr)
         return 1
     promtool = str(tools["promtool"])
-    checked = subprocess.run([promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True)
+    rules = str(RULES.relative_to(ROOT))
+    checked = subprocess.run([promtool, "check", "rules", rules], cwd=ROOT, check=False, capture_output=True, text=True)
     if not step("promtool check rules", checked.returncode == 0, (checked.stdout + checked.stderr).strip()):
         return 1
     url = service_url(args.url)
