@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,14 @@ def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_work
     web, workers = observed_stack
     tally: Counter[tuple[str, str, str]] = Counter()
     conversation = f"ops-{uuid.uuid4().hex}"
-    # done inline, three times
+    # done inline: three calls, then twelve at once, so that both gunicorn processes take some
     for _ in range(3):
         assert web.call("quick", conversation, {"email": SECRET})["quick_status"] == "done"
         tally["quick", "inline", "done"] += 1
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda n: web.call("quick", f"{conversation}-{n}", {"email": SECRET}), range(12)))
+    assert all(answer["quick_status"] == "done" for answer in answers)
+    tally["quick", "inline", "done"] += 12
     # invalid, twice: nothing runs
     for _ in range(2):
         assert web.call("typed", conversation, {"email": SECRET, "count": "many"})["tp_status"] == "invalid"
@@ -162,7 +167,7 @@ def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_work
         for (handler, path, outcome), count in tally.items():
             assert value(found, "flowhook_calls_total", handler=handler, path=path, outcome=outcome) == count
         assert sum(v for (name, _), v in found.items() if name == "flowhook_calls_total") == sum(tally.values())
-        assert value(found, "flowhook_call_duration_seconds_count", handler="quick", outcome="done") == 3
+        assert value(found, "flowhook_call_duration_seconds_count", handler="quick", outcome="done") == 15
         assert value(found, "flowhook_jobs_total", handler="boom", ended="failed") == 1
         assert value(found, "flowhook_jobs_total", handler="sleepy", ended="done") == 1
         assert value(found, "flowhook_jobs_total", handler="sleepy", ended="timed_out") == 1
@@ -290,3 +295,16 @@ def test_promtool_accepts_the_alert_rules() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_make_runs_json_output_names_each_lines_process() -> None:
+    assert json.loads(logs.json_line("worker.1", '{"message": "job done", "trace": "ab"}')) == {
+        "process": "worker.1",
+        "message": "job done",
+        "trace": "ab",
+    }
+    # A line that is not JSON (a traceback, honcho's own) becomes the message of one.
+    assert json.loads(logs.json_line("web", "Traceback (most recent call last):")) == {
+        "process": "web",
+        "message": "Traceback (most recent call last):",
+    }
