@@ -96,7 +96,13 @@ def _mark_counted_script(connection: Redis) -> Script:
 
 def count_interrupted(connection: Redis, queue_name: str, job_id: str) -> None:
     """Count a job whose worker died as ``interrupted``, the first time its failure is read."""
-    handler = cast(bytes | None, _mark_counted_script(connection)(keys=[Job.key_for(job_id)], args=[COUNTED_FIELD]))
+    try:
+        script = _mark_counted_script(connection)
+        handler = cast(bytes | None, script(keys=[Job.key_for(job_id)], args=[COUNTED_FIELD]))
+    except RedisError as error:
+        # The call's answer does not wait on a figure: the job may go uncounted.
+        log.warning("interrupted job %s not counted: %s", job_id, error)
+        return
     if handler:
         record_end(connection, queue_name, handler.decode(), INTERRUPTED, None)
 
