@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -138,7 +139,8 @@ def port_in_use(host: str, port: int) -> str | None:
 def say(environment: Mapping[str, str], message: str, error: bool = False) -> None:
     """One line of make run's own, on stderr for an error: text, or JSON as its processes' lines are."""
     if environment.get("FLOWHOOK_LOG_FORMAT") == "json":
-        record = {"level": "ERROR" if error else "INFO", "message": message}
+        now = time.strftime("%Y-%m-%d %H:%M:%S")  # as the processes' own JSON lines write it
+        record = {"time": now, "level": "ERROR" if error else "INFO", "message": message}
         line = logs.json_line("make run", json.dumps(record))
     else:
         line = f"flowhook: {message}"

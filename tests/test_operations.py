@@ -308,3 +308,21 @@ def test_make_runs_json_output_names_each_lines_process() -> None:
         "process": "web",
         "message": "Traceback (most recent call last):",
     }
+
+
+def test_redis_errors_are_counted_and_a_scrape_says_redis_is_down() -> None:
+    # Nothing listens on this port: every command fails to connect.
+    app = create_app(
+        {"TESTING": True, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "FLOWHOOK_HANDLERS": "tests.handlers"}
+    )
+    client = app.test_client()
+    before = value(
+        samples(client.get("/metrics").get_data(as_text=True)), "flowhook_redis_errors_total", kind="connection"
+    )
+    body = {"process_instance_id": "redis-away", "variables": {"seconds": "1"}}
+    answer = client.post("/webservice/sleepy", json=body).get_json()["data"]["variables"]
+    assert answer["sleepy_status"] == "failed"
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(found, "flowhook_redis_errors_total", kind="connection") > before
+    assert value(found, "flowhook_redis_up") == 0
+    assert value(found, "flowhook_calls_total", handler="sleepy", path="worker", outcome="failed") >= 1
