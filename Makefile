@@ -10,7 +10,7 @@ SOAK_MINUTES ?= 3
 FAILOVER_ARGS ?=
 COMPOSE_CHECK_PROJECT ?= flowhook-check
 
-.PHONY: run test lint bench bench-smoke soak failover compose-check wrk clean
+.PHONY: run test lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
 
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
@@ -36,6 +36,17 @@ failover: $(VENV)/.installed  ## Redis killed under chat load (FAILOVER_ARGS=--p
 
 compose-check: $(VENV)/.installed  ## build the image, run docker-compose.yml with docker or podman and check it (minutes)
 	$(BIN)/python -m deploy.compose_check --project $(COMPOSE_CHECK_PROJECT)
+
+monitor-check: $(VENV)/.installed  ## promtool on the alert rules, then a real Prometheus scrapes the running make run (or URL=...)
+	@command -v prometheus >/dev/null || $(MAKE) --no-print-directory prometheus
+	$(BIN)/python -m deploy.monitor_check $(if $(URL),--url $(URL))
+
+prometheus:  ## install Prometheus and promtool (Debian's package) when running as root
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq prometheus; \
+	else \
+		echo "make monitor-check needs Prometheus: sudo apt-get install prometheus (or your system's package)"; exit 1; \
+	fi
 
 wrk:  ## install the load generator (Debian's package) when running as root
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flowhook import cli, errors, health, openapi, ratelimit, webservice
+from flowhook import cli, errors, health, monitoring, openapi, ratelimit, webservice
 from flowhook.connection import connect
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
@@ -51,7 +51,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     health.init_app(app)
     openapi.init_app(app, registry, settings)
     limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
-    webservice.init_app(app, Dispatcher(registry, store, inline, limits, settings.outage_limit))
+    dispatcher = Dispatcher(registry, store, inline, limits, settings.outage_limit)
+    webservice.init_app(app, dispatcher)
+    monitoring.init_app(app, dispatcher, settings)
     ratelimit.init_app(app, settings)
     if settings.trusted_proxies:
         # Behind a proxy, the client address is the one the trusted proxies put in X-Forwarded-For.

@@ -13,7 +13,7 @@ monkey.patch_all()
 
 from redis.exceptions import RedisError  # noqa: E402 - after the patch, as gevent asks
 
-from flowhook import defaults  # noqa: E402
+from flowhook import defaults, logs, multiproc  # noqa: E402
 from flowhook.checks import redis_warnings  # noqa: E402
 from flowhook.connection import connect  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
@@ -58,3 +58,26 @@ def when_ready(server: Any) -> None:
             server.log.warning(warning)
     except RedisError as error:
         server.log.warning("cannot check Redis at start-up: %s", error)
+
+
+# Logs (flowhook/logs.py): with FLOWHOOK_LOG_FORMAT=json, gunicorn's lines and the access line as JSON.
+if _settings.log_format == "json":
+    logger_class = logs.GunicornJsonLogger
+
+
+# Metrics (flowhook/multiproc.py): every web process counts into one directory, emptied at start
+# and named before any process imports prometheus_client (the master never does; its processes
+# import it with the app, after the fork).
+def on_starting(_server: Any) -> None:
+    """Once, in the master, before the first web process starts: the shared metrics directory."""
+    multiproc.prepare()
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """A web process ended: its live metrics files go."""
+    multiproc.process_gone(worker.pid)
+
+
+def on_exit(_server: Any) -> None:
+    """The master stops: remove the metrics directory if it made it."""
+    multiproc.remove()

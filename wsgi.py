@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from app import create_app
+from flowhook import logs
 from flowhook.settings import Settings
 
-logging.basicConfig(level=Settings.from_env().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logs.configure(Settings.from_env())
 app = create_app()

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the harness")
     parser.add_argument(
+        "--only",
+        choices=["metrics"],
+        help="run one scenario, print its figures and write nothing (metrics: scenario 8)",
+    )
+    parser.add_argument(
         "--output", type=Path, help=f"report file (default {OUTPUT.relative_to(ROOT)}; none for --smoke)"
     )
     args = parser.parse_args(argv)
@@ -38,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as directory:
         stack = Stack(Path(directory), FLOWHOOK_LOG_LEVEL="WARNING" if args.smoke else "INFO")
         stack.start_redis()
+        if args.only == "metrics":
+            try:
+                targets = scenarios.metrics_cost(stack, plan, workers)
+            finally:
+                stack.stop_all()
+            print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")
+            return 0
         try:
             results = report.Results(plan=plan, settings=settings, workers=workers, smoke=args.smoke)
             results.web = scenarios.web_path(stack, plan)
@@ -56,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             print(report.in_flight_text(results.in_flight), flush=True)
             results.costs = scenarios.redis_cost(stack, plan, workers)
             results.retention = scenarios.retention(stack, plan, workers)
+            # The smoke run only checks the scenario's code: one worker per setting starts sooner.
+            results.metrics = scenarios.metrics_cost(stack, plan, 1 if args.smoke else workers)
+            print(report.metrics_cost_text(results.metrics), flush=True)
             results.redis_version = str(stack.redis.info("server")["redis_version"])
         finally:
             stack.stop_all()

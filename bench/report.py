@@ -37,6 +37,7 @@ class Results:
     retention: Retention | None = None
     slow: SlowBackEnd | None = None
     in_flight: tuple[float, list[InFlight]] | None = None
+    metrics: list[Target] = field(default_factory=list)
     redis_version: str = "?"
 
 
@@ -94,6 +95,20 @@ def in_flight_text(in_flight: tuple[float, list[InFlight]]) -> str:
     idle, figures = in_flight
     held = "; ".join(f"{f.started:,} of {f.jobs:,} jobs in flight: {f.rss_mib:.0f} MiB" for f in figures)
     return f"One pool worker process, idle: {idle:.0f} MiB; {held}."
+
+
+def metrics_cost_text(targets: list[Target]) -> str:
+    """Each echo path's throughput and latency with metrics on, as a ratio to the same with them off."""
+    by_name = {target.name: target for target in targets}
+    lines = []
+    for path in ("web", "worker"):
+        on, off = by_name[f"echo, {path}, metrics on"], by_name[f"echo, {path}, metrics off"]
+        lines.append(
+            f"- echo, {path}: metrics on do {on.rate / off.rate:.3f} x the calls/s of metrics off "
+            f"({on.rate:,.0f} against {off.rate:,.0f}); p50 latency {on.p50 / off.p50:.3f} x "
+            f"({on.p50:.2f} against {off.p50:.2f} ms)."
+        )
+    return "\n".join(lines)
 
 
 def targets_table(results: Results) -> str:
@@ -271,6 +286,18 @@ def render(results: Results) -> str:
             in_flight_text(results.in_flight)
             + " For comparison, measured elsewhere on this kind of machine (not in this run): one Celery worker "
             "(`-P gevent -c 100`) with 100 such tasks in flight, 65 MiB; arq (`max_jobs=100`), 32 MiB.",
+            "",
+        ]
+    if results.metrics:
+        parts += [
+            "### 8. The cost of metrics",
+            "",
+            "Each echo path with `FLOWHOOK_METRICS=true` (the default) and `false`, taking turns; each setting "
+            "has a web service and workers of its own.",
+            "",
+            throughput_table(results.metrics),
+            "",
+            metrics_cost_text(results.metrics),
             "",
         ]
     parts.append(END)

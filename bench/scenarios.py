@@ -126,6 +126,26 @@ def worker_path(stack: Stack, plan: Plan, worker_class: str, workers: int) -> li
             stack.stop(group)
 
 
+def metrics_cost(stack: Stack, plan: Plan, workers: int) -> list[Target]:
+    """Scenario 8: both echo paths with metrics on and off (FLOWHOOK_METRICS), taking turns in one run.
+
+    Each setting has a web service and workers of its own, on queues of its own: the workers' job
+    figures are switched with the web's call counts.
+    """
+    urls = {}
+    for state, enabled in (("on", "true"), ("off", "false")):
+        settings = {"FLOWHOOK_METRICS": enabled, "FLOWHOOK_QUEUE": f"metrics_{state}"}
+        stack.start_workers(workers, **settings)
+        base = stack.start_web(f"web_metrics_{state}", "wsgi:app", **settings)
+        urls[f"echo, web, metrics {state}"] = f"{base}/webservice/echo_web"
+        urls[f"echo, worker, metrics {state}"] = f"{base}/webservice/echo_worker"
+    try:
+        return alternate(stack, plan, urls, loyjoy_body({}))
+    finally:
+        for group in ("web_metrics_on", "web_metrics_off", "workers"):
+            stack.stop(group)
+
+
 @dataclass(frozen=True)
 class WakeUp:
     """Scenario 3: from a job's end to the answer of the poll waiting for it, in milliseconds."""

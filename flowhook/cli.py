@@ -320,13 +320,14 @@ def jobs_command(limit: int) -> None:
 
 
 def _describe(job: Job) -> str:
-    """A job's id, handler, age and failure reason: never its variables."""
+    """A job's id, handler, age, trace id (to find its log lines) and failure reason: never its variables."""
     age = ""
     if job.enqueued_at is not None:
         seconds = (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds()
         age = f"  enqueued {seconds:.0f} s ago"
-    reason = job.meta.get("error") or ""
-    return f"{job.id}  {job.description}{age}" + (f"  {reason}" if reason else "")
+    trace = f"  trace={job.meta['trace']}" if job.meta.get("trace") else ""
+    reason = f"  {job.meta['error']}" if job.meta.get("error") else ""
+    return f"{job.id}  {job.description}{age}{trace}{reason}"
 
 
 def init_app(app: Flask) -> None:

@@ -91,3 +91,6 @@ MIN_TOKEN_LENGTH = 16
 # conversation. README and SECURITY.md say when and how to switch them on.
 RATE_LIMIT_CONVERSATION = ""
 RATE_LIMIT_ADDRESS = ""
+
+# Log lines as text for people, or one JSON object per line for a log pipeline (FLOWHOOK_LOG_FORMAT).
+LOG_FORMAT = "text"

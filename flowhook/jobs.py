@@ -22,7 +22,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from flowhook import defaults, keys
+from flowhook import defaults, jobfigures, keys, logs, metrics
 from flowhook.connection import HandlerQueue, handler_queue
 from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
 from flowhook.registry import Handler
@@ -132,6 +132,7 @@ class JobStore:
                     running = cast(bytes | None, pipe.get(dedupe_key))
                     if running is not None and self._unresolved(running.decode()):
                         pipe.unwatch()
+                        metrics.note_attached()  # flowhook/metrics.py: the call's path is "attach"
                         return running.decode()
                     job = self._create(handler, envelope, inputs, job_id or new_job_id(), dedupe_key)
                     pipe.multi()
@@ -161,7 +162,12 @@ class JobStore:
             ttl=self.queue_ttl,
             result_ttl=handler.settings.result_ttl,
             failure_ttl=handler.settings.result_ttl,
-            meta={"owner": owner_of(handler, envelope.process_instance_id), "dedupe": dedupe_key},
+            meta={
+                "owner": owner_of(handler, envelope.process_instance_id),
+                "dedupe": dedupe_key,
+                # flowhook/logs.py: the worker's lines for this job carry the call's trace id.
+                "trace": logs.current_trace(),
+            },
             retry=Retry(handler.settings.retries, list(handler.settings.retry_intervals))
             if handler.settings.retries
             else None,
@@ -245,6 +251,8 @@ class JobStore:
         reason = job.get_meta().get("error")
         if reason is None and any(sign in (result.exc_string or "") for sign in _PROCESS_GONE):
             reason = INTERRUPTED
+            # flowhook/jobfigures.py: its worker died, so nobody else counts how it ended.
+            jobfigures.count_interrupted(self.connection, self.settings.queue_name, job_id)
         return Outcome(FAILED, error=str(reason or "the job failed in the worker"), job_id=job_id)
 
     def _unfinished(self, job_id: str) -> Outcome:

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
 from watchfiles import Change, PythonFilter, watch
 
-from flowhook import state
+from flowhook import logs, state
 from flowhook.exceptions import FlowhookError
 from flowhook.redis_server import EmbeddedRedis
 from flowhook.settings import Settings
@@ -62,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(environment)
     except FlowhookError as error:
-        print(f"flowhook: {error}", file=sys.stderr)
+        say(environment, str(error), error=True)
         return 2
     state_file = Path(settings.state_file)
     problem = already_running(state_file) or port_in_use(settings.host, settings.port)
     if problem:
-        print(f"flowhook: {problem}", file=sys.stderr)
+        say(environment, problem, error=True)
         return 2
     handlers = check_code(environment)
     if handlers is None:
@@ -81,17 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             environment["REDIS_URL"] = redis.start()
         except RuntimeError as error:
-            print(f"flowhook: {error}", file=sys.stderr)
+            say(environment, str(error), error=True)
             return 2
-        print(f"flowhook: private redis-server at {redis.url}, data in {args.data_dir}/", flush=True)
+        say(environment, f"private redis-server at {redis.url}, data in {args.data_dir}/")
     run = state.RunState(os.getpid(), environment["REDIS_URL"], settings.host, settings.port)
     state.write(state_file, run)
     try:
-        print(f"flowhook: serving {handlers} at {run.url}/webservice/<handler>", flush=True)
+        say(environment, f"serving {handlers} at {run.url}/webservice/<handler>")
         if settings.host not in ("127.0.0.1", "localhost", "::1"):
             unprotected = "" if settings.tokens else " and FLOWHOOK_TOKENS is not set: anyone there can call"
-            print(f"flowhook: listening on {settings.host}: other machines can reach it{unprotected}", flush=True)
-        print("flowhook: reloads when a handler or Flowhook's code changes; Ctrl-C stops", flush=True)
+            say(environment, f"listening on {settings.host}: other machines can reach it{unprotected}")
+        say(environment, "reloads when a handler or Flowhook's code changes; Ctrl-C stops")
         Supervisor(environment, args.workers, watched_paths(settings), stopping).run()
     finally:
         state.remove(state_file)
@@ -132,6 +134,17 @@ def port_in_use(host: str, port: int) -> str | None:
                 f"(`lsof -i :{port}` shows it) or choose another one: PORT={port + 1} make run"
             )
     return None
+
+
+def say(environment: Mapping[str, str], message: str, error: bool = False) -> None:
+    """One line of make run's own, on stderr for an error: text, or JSON as its processes' lines are."""
+    if environment.get("FLOWHOOK_LOG_FORMAT") == "json":
+        now = time.strftime("%Y-%m-%d %H:%M:%S")  # as the processes' own JSON lines write it
+        record = {"time": now, "level": "ERROR" if error else "INFO", "message": message}
+        line = logs.json_line("make run", json.dumps(record))
+    else:
+        line = f"flowhook: {message}"
+    print(line, file=sys.stderr if error else sys.stdout, flush=True)
 
 
 def check_code(environment: Mapping[str, str]) -> str | None:
@@ -226,23 +239,23 @@ class Supervisor:
 
     def _notice_an_ended_stack(self) -> None:
         if self.stack is not None and self.stack.poll() is not None:
-            print(
-                f"flowhook: the service stopped (exit {self.stack.returncode}); fix what the log above says "
+            say(
+                self.environment,
+                f"the service stopped (exit {self.stack.returncode}); fix what the log above says "
                 "and save: it starts again (Ctrl-C quits)",
-                file=sys.stderr,
-                flush=True,
+                error=True,
             )
             self.stack = None
 
     def _reload(self, changes: set[tuple[Change, str]]) -> None:
-        print(f"flowhook: {describe(changes)} changed; checking the code", flush=True)
+        say(self.environment, f"{describe(changes)} changed; checking the code")
         handlers = check_code(self.environment)
         if handlers is None:
             still = "the last good version keeps serving" if self.stack is not None else "nothing serves"
-            print(f"flowhook: not reloaded, {still}; fix it and save", file=sys.stderr, flush=True)
+            say(self.environment, f"not reloaded, {still}; fix it and save", error=True)
             return
         self._stop_stack()
-        print(f"flowhook: restarting web and workers: serving {handlers}", flush=True)
+        say(self.environment, f"restarting web and workers: serving {handlers}")
         self._start()
 
 

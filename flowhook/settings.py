@@ -49,6 +49,9 @@ class Settings:
     max_value_length: int = defaults.MAX_VALUE_LENGTH
     host: str = defaults.HOST
     state_file: str = defaults.STATE_FILE
+    metrics: bool = True
+    metrics_tokens: tuple[str, ...] = ()
+    log_format: str = defaults.LOG_FORMAT
 
     def tokens_for(self, handler: str) -> tuple[str, ...]:
         """The tokens that open a handler: its own (FLOWHOOK_TOKENS_<NAME>) or the global ones."""
@@ -151,6 +154,9 @@ class _SettingsSchema(Schema):
     web_connections = fields.Integer(data_key="FLOWHOOK_CONNECTIONS", validate=validate.Range(min=1, max=10000))
     host = fields.String(data_key="FLOWHOOK_HOST", validate=validate.Length(min=1))
     state_file = fields.String(data_key="FLOWHOOK_STATE_FILE", validate=validate.Length(min=1))
+    metrics = fields.Boolean(data_key="FLOWHOOK_METRICS")
+    metrics_tokens = fields.Function(deserialize=_token_list, data_key="FLOWHOOK_METRICS_TOKENS")
+    log_format = fields.String(data_key="FLOWHOOK_LOG_FORMAT", validate=validate.OneOf(["text", "json"]))
 
     def __init__(self, context_tokens: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -15,7 +15,9 @@ import traceback
 from pathlib import Path
 
 from honcho.manager import Manager
+from honcho.printer import Message, Printer
 
+from flowhook import logs
 from flowhook.exceptions import FlowhookError
 from flowhook.registry import discover
 from flowhook.settings import Settings
@@ -47,9 +49,19 @@ def check() -> int:
     return 0
 
 
+class JsonPrinter(Printer):  # type: ignore[misc]  # honcho is unannotated
+    """Every line as one JSON object naming its process, for FLOWHOOK_LOG_FORMAT=json."""
+
+    def write(self, message: Message) -> None:
+        data = message.data.decode("utf-8", "replace") if isinstance(message.data, bytes) else message.data
+        for line in data.splitlines():
+            print(logs.json_line(message.name or "honcho", line), file=self.output, flush=True)
+
+
 def serve(workers: int) -> int:
     """Run gunicorn and ``workers`` RQ workers until one of them ends or a signal stops them."""
-    manager = Manager()
+    json_lines = Settings.from_env().log_format == "json"
+    manager = Manager(JsonPrinter(sys.stdout) if json_lines else None)
     manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app")
     for number in range(1, workers + 1):
         # Started again if it dies, as docker-compose.yml's `restart: unless-stopped` does.

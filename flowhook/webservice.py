@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
+from flowhook import metrics
 from flowhook.auth import authorized, presented_token
 from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value, parse_envelope
 from flowhook.dispatch import Dispatcher
@@ -59,6 +60,7 @@ def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     if settings.log_values:  # only when switched on: variables are personal data
         log.info("handler=%s instance=%s variables=%r", name, envelope.process_instance_id, dict(envelope.variables))
     outcome = dispatcher.dispatch(handler, envelope, started)
+    metrics.observe_call(handler, envelope, outcome, started)  # flowhook/metrics.py: counts and latency
     if outcome.status in (FAILED, INVALID):
         log.info("handler=%s trace=%s %s: %s", handler.name, g.trace_id, outcome.status, outcome.error)
     # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the

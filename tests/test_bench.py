@@ -31,7 +31,9 @@ def test_bench_smoke_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
         "### 5. Redis cost",
         "### 6.",
         "### 7.",
+        "### 8. The cost of metrics",
     ):
         assert section in text
     assert "| Flowhook echo, web |" in text
     assert "| web | 4 |" in text  # a point of the concurrency curve
+    assert "- echo, worker: metrics on do" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -187,6 +188,8 @@ def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
     assert jobs.returncode == 0, jobs.stderr
     listed = jobs.stdout.split(test_workers.queue, 1)[1]
     assert f"{failed[-1]}  boom" in listed
+    # The call's trace id (a request id here: the call sent no X-B3-TraceId) leads to its log lines.
+    assert re.search(rf"{failed[-1]}  boom  enqueued \d+ s ago  trace=[0-9a-f]{{16}}  ", listed)
     assert "ada@example.org" not in jobs.stdout
     info = developer_command("rq", "info", "-c", "flowhook.rq_config", state_file=tmp_path / "run.json")
     assert info.returncode == 0, info.stderr

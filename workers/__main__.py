@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: Settings, burst: bool) -> int:
     """Import the handlers and the worker class, then work."""
-    from flowhook import defaults
+    from flowhook import defaults, logs
     from flowhook.checks import warn_about_redis
     from flowhook.connection import HandlerQueue, connect, handler_queue
     from workers.base import RoutineChores, SchedulerOutage
@@ -65,7 +65,7 @@ def serve(settings: Settings, burst: bool) -> int:
     except FlowhookError as error:
         print(f"flowhook worker: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)  # text, or JSON with FLOWHOOK_LOG_FORMAT=json
     logging.getLogger("rq.worker").addFilter(RoutineChores())
     logging.getLogger("rq.scheduler").addFilter(SchedulerOutage())
     for warning in unknown_setting_warnings():

@@ -18,6 +18,7 @@ from rq.timeouts import JobTimeoutException
 from flowhook import contract
 from flowhook.call import Call
 from flowhook.exceptions import HandlerError, JobInterrupted, RetryableError
+from flowhook.jobfigures import observed
 from flowhook.jobs import INTERRUPTED, release
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
@@ -41,6 +42,7 @@ class HandlerFailedError(Exception):
     """Stands in for a handler's exception in RQ's log and failure record, without its message."""
 
 
+@observed  # flowhook/jobfigures.py: how the job ended and how long it ran, its trace id in its lines
 def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     """Run a handler for one call and return its answer variables as strings.
 
