@@ -13,6 +13,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.timeout(300)  # every scenario once, a second or so each, and the processes they start
 def test_bench_smoke_runs_every_scenario_and_writes_its_report(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
     report.write_text("# Benchmarks\n\nprose kept\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n")
