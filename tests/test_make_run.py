@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,29 +15,21 @@ import psutil
 import pytest
 import requests
 
+from flowhook import defaults
 from flowhook.redis_server import free_port
 from tests.conftest import ROOT
+from tests.test_cli import developer_command as typed_command
 from tests.test_e2e import Service, make_run_command, make_run_environment, running_service, wait_for_log
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 TOKEN = "a-token-of-twenty-chars"
 
 
 def developer_command(service: Service, *command: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    """A command typed in the project's folder while `service` runs: REDIS_URL and PORT unset."""
-    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "PORT")}
-    environment.update(FLASK_SKIP_DOTENV="1", FLOWHOOK_STATE_FILE=str(service.state_file), **settings)
-    return subprocess.run(
-        [str(BIN / command[0]), *command[1:]],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """A command typed in the project's folder while `service` runs, on the handlers it serves."""
+    handlers = os.environ.get("FLOWHOOK_HANDLERS", defaults.HANDLERS_PACKAGE)
+    return typed_command(*command, state_file=service.state_file, **{"FLOWHOOK_HANDLERS": handlers, **settings})
 
 
 def test_the_commands_find_make_run_which_removes_its_record_when_it_stops(tmp_path: Path) -> None:
@@ -99,9 +90,8 @@ def write_handler(package: Path, version: str, field: str) -> None:
     )
 
 
-def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_last_good_version(
-    tmp_path: Path,
-) -> None:
+def team_handlers(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A team's handlers package with `greet` at version 1, and the settings that serve it."""
     code = tmp_path / "code"
     package = code / "team_handlers"
     package.mkdir(parents=True)
@@ -109,7 +99,13 @@ def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_la
     write_handler(package, "1", "name")
     # One web process: once it has answered, every process has loaded the code, and a process that
     # starts later (loading the broken code) cannot be what the test sees.
-    team = {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
+    return package, {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
+
+
+def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_last_good_version(
+    tmp_path: Path,
+) -> None:
+    package, team = team_handlers(tmp_path)
     with running_service(tmp_path, **team) as service:
         assert service.call("greet", {"name": "Ada"})["version"] == "1"
 
@@ -128,12 +124,7 @@ def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_la
 
 
 def test_a_part_that_restarts_into_broken_code_stops_the_stack_until_the_fix_not_make_run(tmp_path: Path) -> None:
-    code = tmp_path / "code"
-    package = code / "team_handlers"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    write_handler(package, "1", "name")
-    team = {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
+    package, team = team_handlers(tmp_path)
     with running_service(tmp_path, **team) as service:
         assert service.call("greet", {"name": "Ada"})["version"] == "1"
         (package / "greet.py").write_text("def handle(call) return\n")
