@@ -21,8 +21,12 @@ def poll_until_resolved(call: CallFunction, handler: str, variables: dict[str, s
 
 def test_a_retryable_error_is_retried_and_polls_stay_pending_meanwhile(call: CallFunction, redis: Redis) -> None:
     key = uuid.uuid4().hex
-    answers = poll_until_resolved(call, "flaky", {"key": key, "failures": "1"})
-    assert answers[0]["flaky_status"] == "pending"
+    variables = {"key": key, "failures": "1", "gate": key}
+    first = call("flaky", variables)
+    assert first["flaky_status"] == "pending"
+    redis.rpush(f"test:gate:{key}", "open")
+    redis.expire(f"test:gate:{key}", 300)
+    answers = [first, *poll_until_resolved(call, "flaky", {**variables, **first})]
     assert answers[-1]["flaky_status"] == "done"
     assert answers[-1]["attempts"] == "2"
     assert answers[-1]["key"] == answers[0]["flaky_job"]  # the same idempotency key for every attempt
