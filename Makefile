@@ -13,7 +13,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 .PHONY: run test lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
 
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
-	$(BIN)/python -m flowhook.local --workers $(WORKERS)
+	$(BIN)/python -m flowhook.dev.run --workers $(WORKERS)
 
 test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite (private Redis unless REDIS_URL is set)
 	$(BIN)/ruff check .

@@ -10,13 +10,14 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flowhook import cli, errors, health, monitoring, openapi, ratelimit, webservice
+from flowhook import cli, extension, health, http_errors, monitoring, openapi, ratelimit, webservice
 from flowhook.connection import connect
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
 from flowhook.exceptions import HandlerModuleError
+from flowhook.extension import Flowhook
 from flowhook.inline import runner_for_this_process
-from flowhook.jobs import JobStore
+from flowhook.jobstore import JobStore
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 
@@ -33,12 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     overrides = {key: str(value) for key, value in (test_config or {}).items()}
     environ = {**os.environ, **overrides}
     settings = Settings.from_env(environ)
-    app.config.from_mapping(
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        FLOWHOOK_SETTINGS=settings,
-        # The developer commands use the default Redis address only when told to (flowhook.state).
-        FLOWHOOK_REDIS_URL_GIVEN=bool(environ.get("REDIS_URL")),
-    )
+    app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     if test_config is not None:
         app.config.from_mapping(test_config)
 
@@ -46,14 +42,22 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     store = JobStore(connect(settings), settings)
     # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
     inline = runner_for_this_process(size=2 * settings.web_connections)
-    errors.init_app(app)
-    cli.init_app(app)
-    health.init_app(app)
-    openapi.init_app(app, registry, settings)
     limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
     dispatcher = Dispatcher(registry, store, inline, limits, settings.outage_limit)
-    webservice.init_app(app, dispatcher)
-    monitoring.init_app(app, dispatcher, settings)
+    flowhook = Flowhook(
+        settings=settings,
+        dispatcher=dispatcher,
+        openapi_document=openapi.build(registry, settings),
+        metrics_registry=monitoring.exposition_registry(dispatcher, settings),
+        redis_url_given=bool(environ.get("REDIS_URL")),
+    )
+    extension.init_app(app, flowhook)
+    http_errors.init_app(app)
+    cli.init_app(app)
+    health.init_app(app)
+    openapi.init_app(app)
+    webservice.init_app(app)
+    monitoring.init_app(app, flowhook)
     ratelimit.init_app(app, settings)
     if settings.trusted_proxies:
         # Behind a proxy, the client address is the one the trusted proxies put in X-Forwarded-For.

@@ -11,10 +11,8 @@ from gevent import monkey
 
 monkey.patch_all()
 
-from redis.exceptions import RedisError  # noqa: E402 - after the patch, as gevent asks
-
-from flowhook import defaults, logs, multiproc  # noqa: E402
-from flowhook.checks import redis_warnings  # noqa: E402
+from flowhook import defaults, logs, multiproc  # noqa: E402 - after the patch, as gevent asks
+from flowhook.checks import warn_about_redis  # noqa: E402
 from flowhook.connection import connect  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
 
@@ -37,12 +35,12 @@ graceful_timeout = int(defaults.MAX_BUDGET) + 5
 # meet a reset (a 502 at the proxy).
 keepalive = _settings.keepalive
 accesslog = "-"
-# One line per call: what it asked, its outcome and job (Flowhook's response headers), LoyJoy's
-# trace id (or a request id of Flowhook's own when LoyJoy sends none) and the time taken. No query
-# string, no body, so no personal data.
+# One line per call: what it asked, its outcome and job (set in the WSGI environ by
+# flowhook/webservice.py), LoyJoy's trace id (or a request id of Flowhook's own when LoyJoy sends
+# none) and the time taken. No query string, no body, so no personal data.
 access_log_format = (
-    '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms status=%({x-flowhook-status}o)s '
-    "job=%({x-flowhook-job}o)s trace=%({x-request-id}o)s"
+    '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms status=%({flowhook.status}e)s '
+    "job=%({flowhook.job}e)s trace=%({x-request-id}o)s"
 )
 # gunicorn's control socket sits at one path per user: several instances on a host (or a read-only
 # home in a container) would trip over it, and Flowhook does not use it.
@@ -53,11 +51,7 @@ def when_ready(server: Any) -> None:
     """Once, in the master at start: warn about misspelled settings and a Redis that could lose jobs."""
     for warning in unknown_setting_warnings():
         server.log.warning(warning)
-    try:
-        for warning in redis_warnings(connect(_settings)):
-            server.log.warning(warning)
-    except RedisError as error:
-        server.log.warning("cannot check Redis at start-up: %s", error)
+    warn_about_redis(connect(_settings), server.log)
 
 
 # Logs (flowhook/logs.py): with FLOWHOOK_LOG_FORMAT=json, gunicorn's lines and the access line as JSON.

@@ -48,7 +48,7 @@ from bench.failover_handlers.work import WORK_SECONDS
 from bench.netns import Network
 from bench.stack import ROOT, Stack
 from flowhook import defaults
-from flowhook.redis_server import EmbeddedRedis, free_port, redis_server_binary
+from flowhook.dev.redis_server import EmbeddedRedis, free_port, redis_server_binary
 
 OUTPUT = ROOT / "docs" / "reliability.md"
 START = "<!-- failover:results:start -->"

@@ -23,7 +23,7 @@ from bench.stack import Stack
 from flowhook import defaults
 from flowhook.connection import handler_queue
 from flowhook.contract import Envelope
-from flowhook.jobs import JobStore
+from flowhook.jobstore import JobStore
 from flowhook.registry import discover
 from flowhook.settings import Settings
 

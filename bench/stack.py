@@ -14,7 +14,7 @@ import psutil
 from redis import Redis
 from rq import Worker
 
-from flowhook.redis_server import EmbeddedRedis, free_port
+from flowhook.dev.redis_server import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

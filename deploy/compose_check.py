@@ -429,7 +429,7 @@ def image_contents(stack: Stack) -> str:
     development = sorted(requirement_names(ROOT / "requirements-dev.txt") - runtime)
     probe = (
         "import importlib.metadata, pathlib, shutil, sys\n"
-        "found = [path for path in ('tests', 'bench', 'docs', 'deploy', '.venv', '.git', '.env')\n"
+        "found = [path for path in ('tests', 'bench', 'docs', 'deploy', 'flowhook/dev', '.venv', '.git', '.env')\n"
         "         if pathlib.Path(path).exists()]\n"
         "for name in sys.argv[1:]:\n"
         "    try:\n"
@@ -446,7 +446,8 @@ def image_contents(stack: Stack) -> str:
     if found:
         raise StepError(f"the image holds {', '.join(found)}")
     return (
-        f"no tests, benchmarks, docs or .venv in /app; none of the {len(development)} development-only "
+        "no tests, benchmarks, docs, development tooling (flowhook/dev) or .venv in /app; "
+        f"none of the {len(development)} development-only "
         "packages of requirements-dev.txt; no compiler, make or git"
     )
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from flowhook import state
+from flowhook.dev import runfile
 from flowhook.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def service_url(given: str | None) -> str | None:
     """The service to scrape: ``--url``, or the `make run` of this folder."""
     if given:
         return given.rstrip("/")
-    running = state.running(Path(Settings.from_env().state_file))
+    running = runfile.running(Path(Settings.from_env().state_file))
     if running is None:
         return None
     host = "127.0.0.1" if running.host in ("0.0.0.0", "::") else running.host

@@ -6,9 +6,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowhook.contract import flow_value
+from flowhook.contract import Envelope, flow_value
+
+if TYPE_CHECKING:
+    from flowhook.registry import Handler
 
 
 def _ignore_progress(_: str) -> None:
@@ -59,3 +62,47 @@ class Call:
     def progress(self, value: Any) -> None:
         """Report progress; the latest value appears as ``<h>_progress`` in ``pending`` answers."""
         self.report_progress(flow_value(value))
+
+
+def payload_of(envelope: Envelope, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a job carries of a call (JSON-safe): its ids, params and the handler's input variables."""
+    return {
+        "process_instance_id": envelope.process_instance_id,
+        "process_definition_id": envelope.process_definition_id,
+        "params": dict(envelope.params),
+        "variables": dict(inputs),
+    }
+
+
+def make_call(
+    handler: Handler,
+    payload: Mapping[str, Any],
+    *,
+    idempotency_key: str,
+    deadline: float,
+    variables: Mapping[str, Any] | None = None,
+    report_progress: Callable[[str], None] = _ignore_progress,
+) -> Call:
+    """The one place a ``Call`` is made: inline in the web, in a worker, in a handler's test.
+
+    Args:
+        handler: The handler the call is for.
+        payload: The call as :func:`payload_of` gives it (a job's second argument).
+        idempotency_key: The work's key: the job id, or the id a handed-over attempt's job gets.
+        deadline: ``time.monotonic()`` value by which the attempt must be over.
+        variables: The input as the handler's schema already loaded it; loaded from the payload if None.
+        report_progress: Where ``call.progress()`` goes.
+
+    Raises:
+        marshmallow.ValidationError: when ``variables`` is None and the payload's fail the schema.
+    """
+    return Call(
+        handler=handler.name,
+        process_instance_id=payload["process_instance_id"],
+        process_definition_id=payload.get("process_definition_id"),
+        params=payload.get("params") or {},
+        variables=handler.load(payload.get("variables") or {}) if variables is None else variables,
+        idempotency_key=idempotency_key,
+        deadline=deadline,
+        report_progress=report_progress,
+    )

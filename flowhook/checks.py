@@ -40,10 +40,14 @@ def redis_warnings(connection: Redis) -> list[str]:
     return warnings
 
 
-def warn_about_redis(connection: Redis) -> None:
-    """Log each warning; a Redis that is not reachable yet is checked by whoever uses it first."""
+def warn_about_redis(connection: Redis, logger: logging.Logger = log) -> None:
+    """Log each warning to ``logger``; a Redis that is not reachable yet is only named as such.
+
+    The web service (gunicorn's ``when_ready``, with gunicorn's logger) and every worker run it once
+    at start.
+    """
     try:
         for warning in redis_warnings(connection):
-            log.warning(warning)
+            logger.warning(warning)
     except RedisError as error:
-        log.warning("cannot check Redis at start-up: %s", error)
+        logger.warning("cannot check Redis at start-up: %s", error)

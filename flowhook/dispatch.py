@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
 from flowhook import defaults
-from flowhook.call import Call
+from flowhook.call import Call, make_call, payload_of
 from flowhook.contract import (
     DONE,
     FAILED,
@@ -26,7 +26,7 @@ from flowhook.contract import (
 )
 from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.inline import InlineRunner, OverrunError
-from flowhook.jobs import UNKNOWN_JOB, JobStore, new_job_id
+from flowhook.jobstore import UNKNOWN_JOB, JobStore, new_job_id
 from flowhook.outage import Outage
 from flowhook.registry import WEB, Handler, Registry
 
@@ -133,11 +133,9 @@ class Dispatcher:
         only a hand-off checks, in the same transaction that enqueues, for an identical call's job.
         """
         progress: list[str] = []
-        call = Call(
-            handler=handler.name,
-            process_instance_id=envelope.process_instance_id,
-            process_definition_id=envelope.process_definition_id,
-            params=envelope.params,
+        call = make_call(
+            handler,
+            payload_of(envelope, inputs),
             variables=variables,
             # The job that takes over after an overrun gets this id, so the key stays the same.
             idempotency_key=new_job_id(),

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 from redis.exceptions import RedisError
 from rq.utils import now, utcparse
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from flowhook import defaults
 from flowhook.dispatch import Dispatcher
+from flowhook.extension import current_flowhook
 from flowhook.settings import Settings
 
 bp = Blueprint("health", __name__)
@@ -26,7 +27,7 @@ def healthz() -> dict[str, str]:
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
     """Ready when Redis answers and every handler has a live worker; else 503."""
-    dispatcher: Dispatcher = current_app.extensions["flowhook"]
+    dispatcher = current_flowhook().dispatcher
     missing = []
     workers: dict[str, set[str]] = {}
     try:

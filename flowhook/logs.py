@@ -152,8 +152,8 @@ class GunicornJsonLogger(GunicornLogger):  # type: ignore[misc]  # gunicorn is u
         }
         if path.startswith("/webservice/"):
             fields["handler"] = path.removeprefix("/webservice/")[:MAX_LOGGED_NAME]
-        for name, header in (("outcome", "x-flowhook-status"), ("job", "x-flowhook-job"), ("trace", "x-request-id")):
-            value = atoms.get(f"{{{header}}}o", "-")
+        for name, atom in (("outcome", "{flowhook.status}e"), ("job", "{flowhook.job}e"), ("trace", "{x-request-id}o")):
+            value = atoms.get(atom, "-")
             if value and value != "-":
                 fields[name] = value
         self.access_log.info("%s %s %s", atoms["m"], path, atoms["s"], extra=fields)

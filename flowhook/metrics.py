@@ -14,7 +14,6 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from flask import current_app
 from prometheus_client import Counter, Histogram, values
 from redis import Redis
 from redis.connection import AbstractConnection
@@ -25,7 +24,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from flowhook.contract import INVALID, Envelope, Outcome, flow_value
 from flowhook.multiproc import MULTIPROC_DIR
 from flowhook.registry import WEB, Handler
-from flowhook.settings import Settings
 
 # How a call was answered (the ``path`` label).
 INLINE = "inline"  # a `web` handler ran in the web process (done, or handed to a worker: pending)
@@ -77,9 +75,6 @@ def new_call() -> None:
 
 def observe_call(handler: Handler, envelope: Envelope, outcome: Outcome, started: float) -> None:
     """Count one answered call and its latency (from ``started``, monotonic)."""
-    settings: Settings = current_app.config["FLOWHOOK_SETTINGS"]
-    if not settings.metrics:
-        return
     if flow_value(envelope.variables.get(f"{handler.namespace}_job")):
         path = POLL
     elif outcome.status == INVALID:

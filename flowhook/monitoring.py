@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 from typing import cast
 
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -34,6 +34,7 @@ from werkzeug.exceptions import Unauthorized
 from flowhook import jobfigures, metrics
 from flowhook.auth import authorized, presented_token
 from flowhook.dispatch import Dispatcher
+from flowhook.extension import Flowhook, current_flowhook
 from flowhook.health import live_workers
 from flowhook.multiproc import MULTIPROC_DIR
 from flowhook.settings import Settings
@@ -127,7 +128,8 @@ class QueueFigures(Collector):
         return [depth, age, running, live, capacity, ended, run]
 
 
-def _exposition_registry(dispatcher: Dispatcher, settings: Settings) -> CollectorRegistry:
+def exposition_registry(dispatcher: Dispatcher, settings: Settings) -> CollectorRegistry:
+    """What ``/metrics`` exposes: the calls of every web process, then the queues and the jobs."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get(MULTIPROC_DIR):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # every gunicorn process's counts, from the shared directory
@@ -141,19 +143,18 @@ def _exposition_registry(dispatcher: Dispatcher, settings: Settings) -> Collecto
 @bp.get("/metrics")
 def metrics_view() -> Response:
     """The metrics in Prometheus's text format."""
-    settings: Settings = current_app.config["FLOWHOOK_SETTINGS"]
+    flowhook = current_flowhook()
+    settings = flowhook.settings
     if not settings.metrics:
         abort(404, description="metrics are switched off (FLOWHOOK_METRICS=false)")
     if settings.metrics_tokens and not authorized(presented_token(request), settings.metrics_tokens):
         raise Unauthorized(description="missing or invalid credentials", www_authenticate=CHALLENGE)
-    registry: CollectorRegistry = current_app.extensions["flowhook_metrics"]
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(flowhook.metrics_registry), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, dispatcher: Dispatcher, settings: Settings) -> None:
+def init_app(app: Flask, flowhook: Flowhook) -> None:
     """Serve ``/metrics`` and count the app's calls and Redis errors."""
-    app.extensions["flowhook_metrics"] = _exposition_registry(dispatcher, settings)
     app.before_request(metrics.new_call)
-    if settings.metrics:
-        metrics.count_redis_errors(dispatcher.store.connection)
+    if flowhook.settings.metrics:
+        metrics.count_redis_errors(flowhook.store.connection)
     app.register_blueprint(bp)

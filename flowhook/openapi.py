@@ -7,10 +7,11 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 from marshmallow import Schema, fields
 
 from flowhook.contract import EnvelopeSchema, FlowId
+from flowhook.extension import current_flowhook
 from flowhook.registry import Registry
 from flowhook.settings import Settings
 
@@ -161,11 +162,9 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
 @bp.get("/openapi.json")
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
-    spec: dict[str, Any] = current_app.extensions["flowhook_openapi"]
-    return spec
+    return current_flowhook().openapi_document
 
 
-def init_app(app: Flask, registry: Registry, settings: Settings) -> None:
-    """Build the document once and serve it."""
-    app.extensions["flowhook_openapi"] = build(registry, settings)
+def init_app(app: Flask) -> None:
+    """Serve the document the app factory built."""
     app.register_blueprint(bp)

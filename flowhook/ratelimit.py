@@ -35,10 +35,10 @@ def storage_uri(settings: Settings) -> str:
     return settings.redis_url
 
 
-def init_app(app: Flask, settings: Settings) -> Limiter | None:
+def init_app(app: Flask, settings: Settings) -> None:
     """Limit the WebService endpoint as the settings say; an empty limit is no limit."""
     if not (settings.rate_limit_conversation or settings.rate_limit_address):
-        return None  # no limiter at all: not even its per-request hook
+        return  # no limiter at all: not even its per-request hook
     limiter = Limiter(
         get_remote_address,
         app=app,
@@ -52,4 +52,3 @@ def init_app(app: Flask, settings: Settings) -> Limiter | None:
         limiter.limit(settings.rate_limit_conversation, key_func=conversation)(webservice.bp)
     if settings.rate_limit_address:
         limiter.limit(settings.rate_limit_address)(webservice.bp)
-    return limiter

@@ -8,16 +8,15 @@ import time
 import uuid
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from flowhook import metrics
 from flowhook.auth import authorized, presented_token
 from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value, parse_envelope
-from flowhook.dispatch import Dispatcher
-from flowhook.jobs import JOB_ID
-from flowhook.settings import Settings
+from flowhook.extension import current_flowhook
+from flowhook.jobstore import JOB_ID
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +24,19 @@ bp = Blueprint("webservice", __name__)
 
 CHALLENGE = WWWAuthenticate("bearer", {"realm": "flowhook"})
 # LoyJoy's trace id (B3: 16 or 32 hex digits); anything else is not logged as one.
-TRACE_ID = re.compile(r"^[0-9a-fA-F]{16,32}$")
-
-
-def current_dispatcher() -> Dispatcher:
-    """The dispatcher the app factory built for this app."""
-    dispatcher: Dispatcher = current_app.extensions["flowhook"]
-    return dispatcher
+TRACE_ID = re.compile(r"[0-9a-fA-F]{16,32}")
+# WSGI environ keys the access log line reads (gunicorn.conf.py): the call's outcome and its job.
+STATUS_KEY = "flowhook.status"
+JOB_KEY = "flowhook.job"
 
 
 @bp.post("/webservice/<name>")
-def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+def call(name: str) -> tuple[dict[str, Any], int]:
     """Answer one WebService call with the handler's status variables."""
     started = time.monotonic()
-    dispatcher = current_dispatcher()
-    settings: Settings = current_app.config["FLOWHOOK_SETTINGS"]
+    flowhook = current_flowhook()
+    dispatcher = flowhook.dispatcher
+    settings = flowhook.settings
     # Credentials before anything else, so that a caller without them learns nothing, not even
     # which handlers exist.
     tokens = settings.tokens_for(name)
@@ -60,21 +57,22 @@ def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     if settings.log_values:  # only when switched on: variables are personal data
         log.info("handler=%s instance=%s variables=%r", name, envelope.process_instance_id, dict(envelope.variables))
     outcome = dispatcher.dispatch(handler, envelope, started)
-    metrics.observe_call(handler, envelope, outcome, started)  # flowhook/metrics.py: counts and latency
+    if settings.metrics:
+        metrics.observe_call(handler, envelope, outcome, started)  # flowhook/metrics.py: counts and latency
     if outcome.status in (FAILED, INVALID):
         log.info("handler=%s trace=%s %s: %s", handler.name, g.trace_id, outcome.status, outcome.error)
     # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
     # job a poll asked about even once the answer no longer names it, to match the worker's lines.
     polled = flow_value(envelope.variables.get(f"{handler.namespace}_job"))
-    job_id = outcome.job_id or (polled if JOB_ID.match(polled) else "-")
-    headers = {"X-Flowhook-Status": outcome.status, "X-Flowhook-Job": job_id}
-    return answer(handler.namespace, outcome), 200, headers
+    request.environ[STATUS_KEY] = outcome.status
+    request.environ[JOB_KEY] = outcome.job_id or (polled if JOB_ID.fullmatch(polled) else "-")
+    return answer(handler.namespace, outcome), 200
 
 
 def _trace_request() -> None:
     """Give every request an id for its log lines: LoyJoy's X-B3-TraceId, or one of its own."""
     sent = request.headers.get("X-B3-TraceId", "")
-    g.trace_id = sent if TRACE_ID.match(sent) else uuid.uuid4().hex[:16]
+    g.trace_id = sent if TRACE_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
 
 
 def _answer_trace(response: Response) -> Response:
@@ -83,9 +81,8 @@ def _answer_trace(response: Response) -> Response:
     return response
 
 
-def init_app(app: Flask, dispatcher: Dispatcher) -> None:
-    """Serve the endpoint with the given dispatcher."""
-    app.extensions["flowhook"] = dispatcher
+def init_app(app: Flask) -> None:
+    """Serve the endpoint, and give every request a trace id."""
     app.before_request(_trace_request)
     app.after_request(_answer_trace)
     app.register_blueprint(bp)

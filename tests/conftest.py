@@ -26,7 +26,7 @@ from redis import Redis
 from rq import Worker
 
 from app import create_app
-from flowhook.redis_server import EmbeddedRedis
+from flowhook.dev.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from flowhook.jobs import INTERRUPTED
+from flowhook.jobstore import INTERRUPTED
 from tests.conftest import CallFunction, SlowBackend, StartWorkers, WorkerPool
 from tests.test_e2e import wait_for_log
 from tests.test_worker_faults import flow, kill_with_children, poll_until_over, process_of

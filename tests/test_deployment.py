@@ -21,7 +21,7 @@ from redis import Redis
 from ruamel.yaml import YAML
 
 from flowhook.checks import redis_warnings
-from flowhook.redis_server import free_port, redis_server_binary
+from flowhook.dev.redis_server import free_port, redis_server_binary
 from flowhook.registry import discover
 from flowhook.settings import Settings
 from tests.conftest import ROOT

@@ -16,8 +16,8 @@ import psutil
 import pytest
 import requests
 
-from flowhook.jobs import INTERRUPTED
-from flowhook.redis_server import free_port
+from flowhook.dev.redis_server import free_port
+from flowhook.jobstore import INTERRUPTED
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,7 @@ def wait_for_log(log: Path, *needles: str, timeout: float = 30.0, times: int = 1
 def make_run_command(tmp_path: Path) -> list[str]:
     """`make run`'s command with its files (Redis data, state file, .env) in ``tmp_path``."""
     return [
-        *(sys.executable, "-m", "flowhook.local", "--workers", "1"),
+        *(sys.executable, "-m", "flowhook.dev.run", "--workers", "1"),
         *("--data-dir", str(tmp_path / "redis"), "--env-file", str(tmp_path / ".env")),
     ]
 

@@ -12,7 +12,7 @@ from redis import Redis
 
 from app import create_app
 from flowhook.checks import redis_warnings
-from flowhook.redis_server import EmbeddedRedis
+from flowhook.dev.redis_server import EmbeddedRedis
 from tests.conftest import ROOT
 
 

@@ -16,7 +16,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from app import create_app
-from flowhook.redis_server import EmbeddedRedis, free_port, redis_server_binary
+from flowhook.dev.redis_server import EmbeddedRedis, free_port, redis_server_binary
 from tests.conftest import ROOT, WorkerPool, caller
 from tests.test_e2e import stop_tree, wait_for_log
 

@@ -15,7 +15,7 @@ from rq import Queue, Worker
 
 from app import create_app
 from flowhook.connection import HandlerQueue
-from flowhook.jobs import INTERRUPTED
+from flowhook.jobstore import INTERRUPTED
 from tests.conftest import CallFunction, StartWorkers, WorkerPool, caller
 from tests.test_worker_path import open_gate, runs
 from workers.__main__ import main as start_worker

@@ -15,11 +15,11 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from flowhook import contract
-from flowhook.call import Call
+from flowhook.call import make_call
+from flowhook.contract import failure_reason
 from flowhook.exceptions import HandlerError, JobInterrupted, RetryableError
 from flowhook.jobfigures import observed
-from flowhook.jobs import INTERRUPTED, release
+from flowhook.jobstore import INTERRUPTED, release
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 
@@ -59,12 +59,9 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
         handler = current_registry().get(handler_name)
         if handler is None:
             raise HandlerError(f"this worker has no handler {handler_name!r}; deploy it to the workers too")
-        call = Call(
-            handler=handler_name,
-            process_instance_id=payload["process_instance_id"],
-            process_definition_id=payload.get("process_definition_id"),
-            params=payload.get("params") or {},
-            variables=handler.load(payload.get("variables") or {}),
+        call = make_call(
+            handler,
+            payload,
             idempotency_key=job.id,
             deadline=time.monotonic() + (job.timeout or handler.settings.job_timeout),
             report_progress=functools.partial(_save_progress, job),
@@ -77,7 +74,7 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     except Exception as error:
         if not isinstance(error, RetryableError):
             job.retries_left = 0  # only a RetryableError is worth another attempt
-        _note_failure(job, failure_reason(error, job))
+        _note_failure(job, _timeout_reason(job) if isinstance(error, JobTimeoutException) else failure_reason(error))
         if isinstance(error, HandlerError | JobTimeoutException) or current_settings().log_values:
             raise  # messages meant for the flow, or RQ's own, or logging values was switched on
         # RQ logs and stores the traceback: keep its frames, which help, but not the message,
@@ -88,11 +85,9 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     return variables
 
 
-def failure_reason(error: Exception, job: Job) -> str:
-    """The short reason a flow sees in ``<h>_error``; the traceback goes to the worker's log."""
-    if isinstance(error, JobTimeoutException):
-        return f"the work took longer than its {job.timeout} s limit"
-    return contract.failure_reason(error)
+def _timeout_reason(job: Job) -> str:
+    """What the flow sees in ``<h>_error`` when RQ stopped the job at its timeout."""
+    return f"the work took longer than its {job.timeout} s limit"
 
 
 def _note_failure(job: Job, reason: str) -> None:

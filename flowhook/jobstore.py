@@ -23,6 +23,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from flowhook import defaults, jobfigures, keys, logs, metrics
+from flowhook.call import payload_of
 from flowhook.connection import HandlerQueue, handler_queue
 from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
 from flowhook.registry import Handler
@@ -31,7 +32,7 @@ from flowhook.settings import Settings
 # The job function, by dotted path: the web process never imports the worker's code.
 JOB_FUNCTION = "workers.job.run_handler"
 
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: no trailing newline slips through
 # Job statuses (as stored in Redis) of work that may still produce a result.
 UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)}
 UNKNOWN_JOB = "unknown or expired job; start again"
@@ -146,15 +147,9 @@ class JobStore:
     def _create(
         self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str, dedupe_key: str
     ) -> Job:
-        payload = {
-            "process_instance_id": envelope.process_instance_id,
-            "process_definition_id": envelope.process_definition_id,
-            "params": dict(envelope.params),
-            "variables": dict(inputs),
-        }
         return self.queue(handler.name).create_job(
             JOB_FUNCTION,
-            args=(handler.name, payload),
+            args=(handler.name, payload_of(envelope, inputs)),
             job_id=job_id,
             # RQ logs the description: the handler's name, never the variables.
             description=handler.name,
@@ -187,7 +182,7 @@ class JobStore:
 
     def find(self, handler: Handler, process_instance_id: str, job_id: str) -> Job | None:
         """The job ``job_id`` names, if it still exists and belongs to this handler and conversation."""
-        if not JOB_ID.match(job_id):
+        if not JOB_ID.fullmatch(job_id):
             return None
         try:
             job = Job.fetch(job_id, connection=self.connection, serializer=self.serializer)
@@ -282,7 +277,7 @@ def forget(connection: Redis, owners: set[str], serializer: Any) -> tuple[int, i
     deleted = running = 0
     for key in connection.scan_iter(match="rq:job:*", count=1000):
         job_id = key.decode().removeprefix("rq:job:")
-        if not JOB_ID.match(job_id):  # rq:job:<id>:dependents and the like
+        if not JOB_ID.fullmatch(job_id):  # rq:job:<id>:dependents and the like
             continue
         try:
             job = Job.fetch(job_id, connection=connection, serializer=serializer)

@@ -1,4 +1,4 @@
-"""Start a command again when it dies: ``python -m flowhook.respawn python -m workers``.
+"""Start a command again when it dies: ``python -m flowhook.dev.respawn python -m workers``.
 
 `make run` runs each worker under this, as `restart: unless-stopped` does in docker-compose.yml:
 a handler that ends its worker's process (``os._exit``, a crash in C code, the OOM killer) costs
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command until it ends for good; returns its last exit code."""
     command = sys.argv[1:] if argv is None else argv
     if not command:
-        print("usage: python -m flowhook.respawn COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m flowhook.dev.respawn COMMAND [ARGS...]", file=sys.stderr)
         return 2
     stopping = False
     child: subprocess.Popen[bytes] | None = None

@@ -1,7 +1,7 @@
 """What `make run` started, written to a file so that the developer commands find it.
 
 `make run` runs its private Redis on a new port at every start; ``flask --app app forget``,
-``call``, ``jobs`` and ``rq info -c flowhook.rq_config`` read the file (``FLOWHOOK_STATE_FILE``,
+``call``, ``jobs`` and ``rq info -c flowhook.dev.rq_config`` read the file (``FLOWHOOK_STATE_FILE``,
 by default ``.flowhook/run.json``) when ``REDIS_URL`` is not set, rather than guess a Redis that may
 be someone else's.
 """
@@ -70,7 +70,7 @@ def _is_make_run(pid: int) -> bool:
     command_line = Path(f"/proc/{pid}/cmdline")
     if command_line.parent.parent.is_dir():  # Linux: the process's command line tells
         try:
-            return b"flowhook.local" in command_line.read_bytes()
+            return b"flowhook.dev.run" in command_line.read_bytes()
         except OSError:
             return False
     try:  # elsewhere, that the process lives

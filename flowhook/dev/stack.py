@@ -1,6 +1,6 @@
 """One version of the code serving: the web service under gunicorn and the RQ workers, under honcho.
 
-`make run` (``flowhook.local``) starts this with the Redis it runs, and stops it and starts it
+`make run` (``flowhook.dev.run``) starts this with the Redis it runs, and stops it and starts it
 anew when the code changes, so web and workers always run the same code. ``--check`` imports the
 code as they will (the app, every handler, the workers' modules) and says what is broken, so
 that a broken edit never replaces a serving version.
@@ -65,13 +65,13 @@ def serve(workers: int) -> int:
     manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app")
     for number in range(1, workers + 1):
         # Started again if it dies, as docker-compose.yml's `restart: unless-stopped` does.
-        manager.add_process(f"worker.{number}", f"{sys.executable} -m flowhook.respawn {sys.executable} -m workers")
+        manager.add_process(f"worker.{number}", f"{sys.executable} -m flowhook.dev.respawn {sys.executable} -m workers")
     manager.loop()
     return int(manager.returncode or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flowhook.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m flowhook.dev.stack", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="RQ workers to start (default 2)")
     parser.add_argument("--check", action="store_true", help="only check that the code loads")
     args = parser.parse_args(argv)

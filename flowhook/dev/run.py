@@ -28,9 +28,10 @@ from pathlib import Path
 from dotenv import dotenv_values
 from watchfiles import Change, PythonFilter, watch
 
-from flowhook import logs, state
+from flowhook import logs
+from flowhook.dev import runfile
+from flowhook.dev.redis_server import EmbeddedRedis
 from flowhook.exceptions import FlowhookError
-from flowhook.redis_server import EmbeddedRedis
 from flowhook.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ WATCH_TIMEOUT_MS = 500
 
 def main(argv: list[str] | None = None) -> int:
     """Run everything until Ctrl-C; 2 when it cannot start (a message says why), else 0."""
-    parser = argparse.ArgumentParser(prog="python -m flowhook.local", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m flowhook.dev.run", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="RQ workers to start (default 2)")
     parser.add_argument(
         "--data-dir", type=Path, default=DATA_DIRECTORY, help=f"private Redis's files (default {DATA_DIRECTORY})"
@@ -86,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             say(environment, str(error), error=True)
             return 2
         say(environment, f"private redis-server at {redis.url}, data in {args.data_dir}/")
-    run = state.RunState(os.getpid(), environment["REDIS_URL"], settings.host, settings.port)
-    state.write(state_file, run)
+    run = runfile.RunState(os.getpid(), environment["REDIS_URL"], settings.host, settings.port)
+    runfile.write(state_file, run)
     try:
         say(environment, f"serving {handlers} at {run.url}/webservice/<handler>")
         if settings.host not in ("127.0.0.1", "localhost", "::1"):
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         say(environment, "reloads when a handler or Flowhook's code changes; Ctrl-C stops")
         Supervisor(environment, args.workers, watched_paths(settings), stopping).run()
     finally:
-        state.remove(state_file)
+        runfile.remove(state_file)
         if redis is not None:
             redis.stop()
     return 0
@@ -114,7 +115,7 @@ def with_env_file(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
 
 def already_running(state_file: Path) -> str | None:
     """Why this `make run` must not start when another one serves from this folder, else None."""
-    running = state.running(state_file)
+    running = runfile.running(state_file)
     if running is None:
         return None
     return f"`make run` is already running here (pid {running.pid}, {running.url}); stop it first (Ctrl-C)"
@@ -153,7 +154,7 @@ def check_code(environment: Mapping[str, str]) -> str | None:
     It runs in a new process, as web and workers will: this one keeps the code it started with.
     What is broken goes to stderr.
     """
-    command = [sys.executable, "-m", "flowhook.stack", "--check"]
+    command = [sys.executable, "-m", "flowhook.dev.stack", "--check"]
     checked = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         sys.stderr.write(checked.stderr)
@@ -181,7 +182,7 @@ def _shown(path: Path) -> str:
 
 
 class Supervisor:
-    """Runs the stack (``flowhook.stack``) and starts it anew on a change of the code.
+    """Runs the stack (``flowhook.dev.stack``) and starts it anew on a change of the code.
 
     Args:
         environment: The stack's environment, with the Redis to use.
@@ -220,7 +221,7 @@ class Supervisor:
             self._stop_stack()
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "flowhook.stack", "--workers", str(self.workers)]
+        command = [sys.executable, "-m", "flowhook.dev.stack", "--workers", str(self.workers)]
         # A session of its own: Ctrl-C reaches the stack once, through _stop_stack, not also
         # straight from the terminal (twice would make RQ workers abandon their jobs).
         self.stack = subprocess.Popen(command, env=self.environment, start_new_session=True)

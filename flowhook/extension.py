@@ -1,0 +1,61 @@
+"""Flowhook's state in a Flask app: one object per app, read through one accessor.
+
+The app factory builds it (``app.create_app``); views and commands read it with
+``current_flowhook()``, as flaskr's views read their database with ``get_db()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from prometheus_client import CollectorRegistry
+
+from flowhook.dispatch import Dispatcher
+from flowhook.jobstore import JobStore
+from flowhook.registry import Registry
+from flowhook.settings import Settings
+
+EXTENSION = "flowhook"
+
+
+@dataclass(frozen=True, slots=True)
+class Flowhook:
+    """What the views and commands of one app share.
+
+    Attributes:
+        settings: The validated settings.
+        dispatcher: Answers calls; holds the handlers and the job store.
+        openapi_document: The OpenAPI document served at ``/openapi.json``, built once.
+        metrics_registry: What ``/metrics`` exposes.
+        redis_url_given: Whether ``REDIS_URL`` was set: the developer commands use the default
+            Redis address only when told to (``flowhook.dev.runfile``).
+    """
+
+    settings: Settings
+    dispatcher: Dispatcher
+    openapi_document: dict[str, Any]
+    metrics_registry: CollectorRegistry
+    redis_url_given: bool
+
+    @property
+    def registry(self) -> Registry:
+        """The handlers served."""
+        return self.dispatcher.registry
+
+    @property
+    def store(self) -> JobStore:
+        """Where worker jobs are started and found."""
+        return self.dispatcher.store
+
+
+def current_flowhook() -> Flowhook:
+    """The Flowhook state of the app handling the current request or command."""
+    flowhook: Flowhook = current_app.extensions[EXTENSION]
+    return flowhook
+
+
+def init_app(app: Flask, flowhook: Flowhook) -> None:
+    """Attach ``flowhook`` to ``app``."""
+    app.extensions[EXTENSION] = flowhook
