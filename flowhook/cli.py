@@ -24,12 +24,14 @@ from flask.cli import with_appcontext
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.results import Result
 
 from flowhook.connection import connect
 from flowhook.extension import current_flowhook
 from flowhook.health import longest_silence
-from flowhook.jobstore import JobStore, forget, owner_of
+from flowhook.jobstore import JOB_ID, JobStore, owner_of
 from flowhook.ratelimit import conversation_digest
 from flowhook.settings import Settings
 
@@ -108,7 +110,7 @@ def forget_command(process_instance_id: str) -> None:
     try:
         _require_flowhook_data(connection, settings)
         owners = {owner_of(handler, process_instance_id) for handler in current_flowhook().registry.values()}
-        jobs, running = forget(connection, owners, JobStore.serializer)
+        jobs, running = _forget_jobs(connection, owners)
         pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
         counters = list(connection.scan_iter(match=pattern, count=1000))
         if counters:
@@ -119,6 +121,34 @@ def forget_command(process_instance_id: str) -> None:
     if running:
         click.echo(f"{running} jobs are running: run forget again once they end (at most their job timeout)")
         sys.exit(1)
+
+
+def _forget_jobs(connection: Redis, owners: set[str]) -> tuple[int, int]:
+    """Delete every job (with its results and dedupe entry) whose owner tag is in ``owners``.
+
+    A job running right now is left alone: its worker writes it back when it ends. Returns how
+    many jobs were deleted and how many are still running.
+    """
+    deleted = running = 0
+    for key in connection.scan_iter(match="rq:job:*", count=1000):
+        job_id = key.decode().removeprefix("rq:job:")
+        if not JOB_ID.fullmatch(job_id):  # rq:job:<id>:dependents and the like
+            continue
+        try:
+            job = Job.fetch(job_id, connection=connection, serializer=JobStore.serializer)
+        except NoSuchJobError:
+            continue
+        if job.meta.get("owner") not in owners:
+            continue
+        if job.get_status(refresh=False) == JobStatus.STARTED:
+            running += 1
+            continue
+        if job.meta.get("dedupe"):
+            connection.delete(job.meta["dedupe"])
+        job.delete()
+        connection.delete(Result.get_key(job_id))  # RQ's delete() leaves the results behind
+        deleted += 1
+    return deleted, running
 
 
 def _require_flowhook_data(connection: Redis, settings: Settings) -> None:

@@ -66,7 +66,7 @@ class Dispatcher:
     def dispatch(self, handler: Handler, envelope: Envelope, started: float) -> Outcome:
         """Answer a call within the handler's budget, counted from ``started`` (monotonic)."""
         deadline = started + handler.settings.budget
-        job_id = flow_value(envelope.variables.get(f"{handler.namespace}_job"))
+        job_id = flow_value(envelope.variables.get(handler.job_variable))
         if job_id:
             return self._poll(handler, envelope, job_id, deadline)
         inputs = handler.inputs(envelope.variables)

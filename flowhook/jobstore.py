@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import time
@@ -13,11 +11,9 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from redis import Redis
-from redis.commands.core import Script
 from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
-from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
@@ -26,6 +22,7 @@ from flowhook import defaults, jobfigures, keys, logs, metrics
 from flowhook.call import payload_of
 from flowhook.connection import HandlerQueue, handler_queue
 from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
+from flowhook.dedupe import fingerprint_of
 from flowhook.registry import Handler
 from flowhook.settings import Settings
 
@@ -56,38 +53,6 @@ def new_job_id() -> str:
 def owner_of(handler: Handler, process_instance_id: str) -> str:
     """Tag stored with a job so that only its own conversation and handler can poll it."""
     return hashlib.sha256(f"{handler.name}\0{process_instance_id}".encode()).hexdigest()
-
-
-def fingerprint_of(handler: Handler, process_instance_id: str, inputs: Mapping[str, Any]) -> str:
-    """What makes two calls 'the same call': handler, conversation and input variables."""
-    canonical = json.dumps([handler.name, process_instance_id, inputs], sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# Delete the dedupe entry only if it still names this job: never another call's newer entry.
-# Also delete RQ's intermediate-queue mark of the job, which RQ's maintenance writes (to live a
-# day) when it runs just as a worker has taken the job off the queue and not yet started it.
-_RELEASE = """
-redis.call('DEL', KEYS[2])
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-@functools.cache
-def _release_script(connection: Redis) -> Script:
-    """The release script, registered once per connection: later calls send its hash, not its text."""
-    return connection.register_script(_RELEASE)
-
-
-def release(job: Job) -> None:
-    """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew."""
-    dedupe_key = job.meta.get("dedupe")
-    if dedupe_key:
-        intermediate = IntermediateQueue(f"{Queue.redis_queue_namespace_prefix}{job.origin}", job.connection)
-        _release_script(job.connection)(keys=[dedupe_key, intermediate.get_first_seen_key(job.id)], args=[job.id])
 
 
 class JobStore:
@@ -266,31 +231,3 @@ class JobStore:
         return outcome or Outcome(
             FAILED, error=str(job.meta.get("error") or f"the job was {status.value}"), job_id=job_id
         )
-
-
-def forget(connection: Redis, owners: set[str], serializer: Any) -> tuple[int, int]:
-    """Delete every job (with its results and dedupe entry) whose owner tag is in ``owners``.
-
-    A job running right now is left alone: its worker writes it back when it ends. Returns how
-    many jobs were deleted and how many are still running.
-    """
-    deleted = running = 0
-    for key in connection.scan_iter(match="rq:job:*", count=1000):
-        job_id = key.decode().removeprefix("rq:job:")
-        if not JOB_ID.fullmatch(job_id):  # rq:job:<id>:dependents and the like
-            continue
-        try:
-            job = Job.fetch(job_id, connection=connection, serializer=serializer)
-        except NoSuchJobError:
-            continue
-        if job.meta.get("owner") not in owners:
-            continue
-        if job.get_status(refresh=False) == JobStatus.STARTED:
-            running += 1
-            continue
-        if job.meta.get("dedupe"):
-            connection.delete(job.meta["dedupe"])
-        job.delete()
-        connection.delete(Result.get_key(job_id))  # RQ's delete() leaves the results behind
-        deleted += 1
-    return deleted, running

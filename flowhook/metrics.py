@@ -75,7 +75,7 @@ def new_call() -> None:
 
 def observe_call(handler: Handler, envelope: Envelope, outcome: Outcome, started: float) -> None:
     """Count one answered call and its latency (from ``started``, monotonic)."""
-    if flow_value(envelope.variables.get(f"{handler.namespace}_job")):
+    if flow_value(envelope.variables.get(handler.job_variable)):
         path = POLL
     elif outcome.status == INVALID:
         path = NONE

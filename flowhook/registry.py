@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -86,11 +87,29 @@ class Handler:
         A handler with a schema sees only the fields its schema declares; one without sees
         everything but its own status variables.
         """
-        if self.input_schema is not None:
-            wanted = {f.data_key or name for name, f in self.input_schema.load_fields.items()}
+        if self.input_names is not None:
+            wanted = self.input_names
             return {name: value for name, value in variables.items() if name in wanted}
-        own = status_variables(self.namespace)
+        own = self.status_names
         return {name: value for name, value in variables.items() if name not in own}
+
+    # Worked out once per handler, not once per call.
+    @functools.cached_property
+    def input_names(self) -> frozenset[str] | None:
+        """The variable names the input schema reads; None without a schema."""
+        if self.input_schema is None:
+            return None
+        return frozenset(f.data_key or name for name, f in self.input_schema.load_fields.items())
+
+    @functools.cached_property
+    def status_names(self) -> frozenset[str]:
+        """The handler's own status variables, ``<namespace>_status`` and the rest."""
+        return frozenset(status_variables(self.namespace))
+
+    @functools.cached_property
+    def job_variable(self) -> str:
+        """The status variable that carries the job id: a call that sends it is a poll."""
+        return f"{self.namespace}_job"
 
     def run(self, call: Call) -> dict[str, str]:
         """Run the handler (a CPU-bound one in a thread of its own) and write what it returned as flow variables."""

@@ -63,7 +63,7 @@ def call(name: str) -> tuple[dict[str, Any], int]:
         log.info("handler=%s trace=%s %s: %s", handler.name, g.trace_id, outcome.status, outcome.error)
     # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
     # job a poll asked about even once the answer no longer names it, to match the worker's lines.
-    polled = flow_value(envelope.variables.get(f"{handler.namespace}_job"))
+    polled = flow_value(envelope.variables.get(handler.job_variable))
     request.environ[STATUS_KEY] = outcome.status
     request.environ[JOB_KEY] = outcome.job_id or (polled if JOB_ID.fullmatch(polled) else "-")
     return answer(handler.namespace, outcome), 200
