@@ -10,22 +10,28 @@ SOAK_MINUTES ?= 3
 FAILOVER_ARGS ?=
 COMPOSE_CHECK_PROJECT ?= flowhook-check
 
-.PHONY: run test lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+# `make` alone lists the targets; it starts nothing.
+.DEFAULT_GOAL := help
+
+.PHONY: help run test lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+
+help:  ## list the targets with what each does (the default: `make` alone)
+	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
 	$(BIN)/python -m flowhook.dev.run --workers $(WORKERS)
 
-test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite (private Redis unless REDIS_URL is set)
+test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy and every test (private Redis unless REDIS_URL is set)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed  ## the benchmarks (minutes); results in docs/benchmarks.md
+bench: $(VENV)/.installed  ## the benchmarks (minutes; installs wrk as root); results in docs/benchmarks.md
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
 	$(BIN)/python -m bench
 
-bench-smoke: $(VENV)/.installed  ## seconds-long run of the benchmark harness (also run by the tests)
+bench-smoke: $(VENV)/.installed  ## every benchmark scenario once, briefly, to check the harness (about 1.5 min; also run by the tests)
 	$(BIN)/python -m bench --smoke
 
 soak: $(VENV)/.installed  ## minutes of mixed calls under load; results in docs/reliability.md
@@ -55,7 +61,7 @@ wrk:  ## install the load generator (Debian's package) when running as root
 		echo "make bench needs wrk: sudo apt-get install wrk (or your system's package)"; exit 1; \
 	fi
 
-lint: $(VENV)/.installed  ## fix what ruff can fix
+lint: $(VENV)/.installed  ## apply ruff's fixes and its formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
