@@ -18,7 +18,7 @@ RUN groupadd --system --gid 10001 flowhook \
     && useradd --system --uid 10001 --gid flowhook --no-create-home --shell /usr/sbin/nologin flowhook
 
 # The engine changes less often than the handlers, so the handlers come last. Replace them with
-# your own by mounting a folder over /app/handlers or in an image built FROM this one (README).
+# your own by mounting a folder over /app/handlers or in an image built FROM this one (docs/operations.md, Your own handlers).
 COPY app.py wsgi.py gunicorn.conf.py ./
 COPY flowhook/ flowhook/
 COPY workers/ workers/
