@@ -33,6 +33,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds (runs) per measurement, overriding the plan's")
     parser.add_argument("--seconds", type=float, help="seconds of load per run, overriding the plan's")
     parser.add_argument(
+        "--tries", type=int, help="tries of a run while other processes keep the machine busy (default 3)"
+    )
+    parser.add_argument(
         "--output", type=Path, help=f"report file (default {OUTPUT.relative_to(ROOT)}; none for --smoke)"
     )
     return parser.parse_args(argv)
@@ -46,6 +49,8 @@ def _plans(args: argparse.Namespace) -> tuple[scenarios.Plan, scenarios.Plan]:
         plan, web_plan = replace(plan, runs=args.rounds), replace(web_plan, runs=args.rounds)
     if args.seconds:
         plan, web_plan = replace(plan, seconds=args.seconds), replace(web_plan, seconds=args.seconds)
+    if args.tries:
+        plan, web_plan = replace(plan, tries=args.tries), replace(web_plan, tries=args.tries)
     return plan, web_plan
 
 

@@ -47,6 +47,8 @@ class Plan:
     in_flight: tuple[int, ...]
     # Whether each round also measures latency, one call at a time (throughput only when off).
     latency: bool = True
+    # How often a run is tried while other processes keep the machine busy (bench/guard.py).
+    tries: int = 3
 
 
 FULL = Plan(5, 6.0, 2.0, 16, (16, 64, 200, 500), 15.0, 50, 5.0, 100_000, 240.0, 100, 8.0, (100, 1000))
@@ -164,12 +166,12 @@ def alternate(
                     spent[:] = [(stack.cpu_seconds(group) - before) / result.requests * 1e6]
                 return result
 
-            loaded = guarded(measured, stack.pids)
+            loaded = guarded(measured, stack.pids, plan.tries)
             target.cpu_us += spent  # of the try kept, when the guard repeated a noisy one
             target.loaded.append(loaded)
             if plan.latency:
                 target.unloaded.append(
-                    guarded(partial(run_load, url, body, 1, plan.seconds / 2, cpu=load_cpu), stack.pids)
+                    guarded(partial(run_load, url, body, 1, plan.seconds / 2, cpu=load_cpu), stack.pids, plan.tries)
                 )
     return targets
 
