@@ -35,7 +35,7 @@ def current_dispatcher() -> Dispatcher:
 
 
 @bp.post("/webservice/<name>")
-def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+def call(name: str) -> tuple[dict[str, Any], int]:
     """Answer one WebService call with the handler's status variables."""
     started = time.monotonic()
     dispatcher = current_dispatcher()
@@ -63,12 +63,14 @@ def call(name: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     metrics.observe_call(handler, envelope, outcome, started)  # flowhook/metrics.py: counts and latency
     if outcome.status in (FAILED, INVALID):
         log.info("handler=%s trace=%s %s: %s", handler.name, g.trace_id, outcome.status, outcome.error)
-    # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
-    # job a poll asked about even once the answer no longer names it, to match the worker's lines.
+    # Read by the access log line (gunicorn.conf.py) from the WSGI environ: one line per call with
+    # its outcome, and the job a poll asked about even once the answer no longer names it, to match
+    # the worker's lines.
     polled = flow_value(envelope.variables.get(f"{handler.namespace}_job"))
-    job_id = outcome.job_id or (polled if JOB_ID.match(polled) else "-")
-    headers = {"X-Flowhook-Status": outcome.status, "X-Flowhook-Job": job_id}
-    return answer(handler.namespace, outcome), 200, headers
+    environ = request.environ
+    environ["flowhook.status"] = outcome.status
+    environ["flowhook.job"] = outcome.job_id or (polled if JOB_ID.match(polled) else "-")
+    return answer(handler.namespace, outcome), 200
 
 
 def _trace_request() -> None:
