@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -329,14 +330,23 @@ def flow_variables(returned: Any) -> dict[str, str]:
         return {}
     if not isinstance(returned, Mapping):
         raise TypeError(f"a handler must return a dict of variables, not {type(returned).__name__}")
+    # The common answer, string names and string values, checked without a call per variable.
+    if (
+        set(map(type, returned)) <= {str}
+        and "" not in returned
+        and _NAME_CHARACTERS.fullmatch("".join(returned))
+        and set(map(type, returned.values())) <= {str}
+    ):
+        return dict(returned)
     bad = [str(name) for name in returned if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name)]
     if bad:
         raise TypeError(f"a handler returned invalid variable names: {', '.join(sorted(bad))[:200]}")
     return {name: flow_value(value) for name, value in returned.items()}
 
 
+@functools.cache
 def status_variables(namespace: str) -> frozenset[str]:
-    """The variables a handler's answers set about its own work."""
+    """The variables a handler's answers set about its own work (made once per namespace)."""
     return frozenset(namespace + suffix for suffix in STATUS_SUFFIXES)
 
 
