@@ -35,9 +35,9 @@ graceful_timeout = int(defaults.MAX_BUDGET) + 5
 # meet a reset (a 502 at the proxy).
 keepalive = _settings.keepalive
 accesslog = "-"
-# One line per call: what it asked, its outcome and job (set in the WSGI environ by
-# flowhook/webservice.py), LoyJoy's trace id (or a request id of Flowhook's own when LoyJoy sends
-# none) and the time taken. No query string, no body, so no personal data.
+# One line per call: what it asked, its outcome and job (WSGI environ keys the view sets; `-` for
+# other requests), LoyJoy's trace id (or a request id of Flowhook's own when LoyJoy sends none: the
+# X-Request-Id answer header) and the time taken. No query string, no body, so no personal data.
 access_log_format = (
     '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms status=%({flowhook.status}e)s '
     "job=%({flowhook.job}e)s trace=%({x-request-id}o)s"
@@ -54,9 +54,10 @@ def when_ready(server: Any) -> None:
     warn_about_redis(connect(_settings), server.log)
 
 
-# Logs (flowhook/logs.py): with FLOWHOOK_LOG_FORMAT=json, gunicorn's lines and the access line as JSON.
-if _settings.log_format == "json":
-    logger_class = logs.GunicornJsonLogger
+# Logs (flowhook/logs.py): gunicorn's access line above, computing only the atoms its format uses
+# (gunicorn's own logger builds a dictionary of every header and environ key for each line); with
+# FLOWHOOK_LOG_FORMAT=json, gunicorn's lines and the access line as JSON.
+logger_class = logs.GunicornJsonLogger if _settings.log_format == "json" else logs.GunicornLogger
 
 
 # Metrics (flowhook/multiproc.py): every web process counts into one directory, emptied at start

@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from bench import report, scenarios
@@ -20,22 +21,57 @@ from flowhook.settings import Settings
 OUTPUT = ROOT / "docs" / "benchmarks.md"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run every scenario and report; returns 0 when the harness ran, whatever the figures."""
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the harness")
     parser.add_argument(
         "--only",
-        choices=["metrics"],
-        help="run one scenario, print its figures and write nothing (metrics: scenario 8)",
+        choices=["1", "metrics"],
+        help="run one scenario, print its figures and write nothing (1: the inline path against bare Flask, "
+        "unpinned and pinned, throughput only, about a minute each; metrics: scenario 8)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds (runs) per measurement, overriding the plan's")
+    parser.add_argument("--seconds", type=float, help="seconds of load per run, overriding the plan's")
+    parser.add_argument(
+        "--tries", type=int, help="tries of a run while other processes keep the machine busy (default 3)"
     )
     parser.add_argument(
         "--output", type=Path, help=f"report file (default {OUTPUT.relative_to(ROOT)}; none for --smoke)"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _plans(args: argparse.Namespace) -> tuple[scenarios.Plan, scenarios.Plan]:
+    """The plan of every scenario, and scenario 1's (more, shorter rounds), with the command line's overrides."""
+    plan = scenarios.SMOKE if args.smoke else scenarios.FULL
+    web_plan = scenarios.SMOKE if args.smoke else scenarios.QUICK_WEB if args.only == "1" else scenarios.FULL_WEB
+    if args.rounds:
+        plan, web_plan = replace(plan, runs=args.rounds), replace(web_plan, runs=args.rounds)
+    if args.seconds:
+        plan, web_plan = replace(plan, seconds=args.seconds), replace(web_plan, seconds=args.seconds)
+    if args.tries:
+        plan, web_plan = replace(plan, tries=args.tries), replace(web_plan, tries=args.tries)
+    return plan, web_plan
+
+
+def _web_paths(stack: Stack, web_plan: scenarios.Plan, results: report.Results | None = None) -> None:
+    """Scenario 1, unpinned then pinned; prints its figures, and keeps them in ``results`` if given."""
+    web = scenarios.web_path(stack, web_plan)
+    print(report.throughput_table(web), report.web_path_text(web), sep="\n\n", flush=True)
+    stack.stop("web")
+    pinned = scenarios.web_path(stack, web_plan, on_separate_cores=True)
+    if pinned:
+        print(report.throughput_table(pinned), report.web_path_text(pinned), sep="\n\n", flush=True)
+    if results is not None:
+        results.web_plan, results.web, results.web_pinned = web_plan, web, pinned
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario and report; returns 0 when the harness ran, whatever the figures."""
+    args = _arguments(argv)
     # Stopped with SIGTERM, still stop everything the benchmark started (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    plan = scenarios.SMOKE if args.smoke else scenarios.FULL
+    plan, web_plan = _plans(args)
     settings = Settings.from_env({})
     workers = 2  # as `make run` and docker-compose.yml start them
     print(f"flowhook bench: {'smoke' if args.smoke else 'full'} run, load generator {driver()}", flush=True)
@@ -43,23 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="flowhook-bench-") as directory:
         stack = Stack(Path(directory), FLOWHOOK_LOG_LEVEL="WARNING" if args.smoke else "INFO")
         stack.start_redis()
-        if args.only == "metrics":
+        if args.only is not None:
             try:
-                targets = scenarios.metrics_cost(stack, plan, workers)
+                if args.only == "1":
+                    _web_paths(stack, web_plan)
+                else:
+                    targets = scenarios.metrics_cost(stack, plan, workers)
+                    print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")
             finally:
                 stack.stop_all()
-            print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")
             return 0
         try:
             results = report.Results(plan=plan, settings=settings, workers=workers, smoke=args.smoke)
-            results.web = scenarios.web_path(stack, plan)
-            print(report.throughput_table(results.web), flush=True)
+            _web_paths(stack, web_plan, results)
             # The full run measures the other worker classes too, for the trade-offs in the docs.
             others = () if args.smoke else tuple(sorted({"pool", "simple", "fork"} - {settings.worker_class}))
             for worker_class in (settings.worker_class, *others):
                 results.worker[worker_class] = scenarios.worker_path(stack, plan, worker_class, workers)
                 print(report.throughput_table(results.worker[worker_class]), flush=True)
-            stack.stop("web")
             results.wake_up = scenarios.poll_wake_up(stack, plan)
             results.curve = scenarios.concurrency_curve(stack, plan, workers)
             results.slow = scenarios.slow_back_end(stack, plan, workers)

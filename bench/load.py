@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -67,25 +68,51 @@ def loyjoy_body(variables: dict[str, str]) -> str:
     return text + " " * max(0, 1024 - len(text))
 
 
+def pinned(cpu: int | None) -> list[str]:
+    """The command prefix that runs a command on core ``cpu`` only (none for ``None``)."""
+    return [] if cpu is None else ["taskset", "-c", str(cpu)]
+
+
+def separate_cores() -> tuple[int, int] | None:
+    """Two cores this process may use, for the server and the load generator; None without two or taskset."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or shutil.which("taskset") is None:
+        return None
+    return allowed[0], allowed[1]
+
+
 def driver() -> str:
     """The load generator in use: wrk from Debian's packages, else the Python driver."""
     return "wrk" if shutil.which("wrk") else "python"
 
 
-def run_load(url: str, body: str, connections: int, seconds: float, timeout: float = 30.0) -> LoadResult:
-    """Keep ``connections`` conversations calling ``url`` for ``seconds``, each call a new instance."""
+def run_load(
+    url: str, body: str, connections: int, seconds: float, *, timeout: float = 30.0, cpu: int | None = None
+) -> LoadResult:
+    """Keep ``connections`` conversations calling ``url`` for ``seconds``, each call a new instance.
+
+    ``cpu``: run the load generator on that core only (wrk under ``taskset``; the Python driver
+    pins this process for the run), so that it does not share a core with the server.
+    """
     if driver() == "wrk":
-        return _run_wrk(url, body, connections, seconds, timeout)
-    return _run_python(url, body, connections, seconds, timeout)
+        return _run_wrk(url, body, connections, seconds, timeout=timeout, cpu=cpu)
+    if cpu is None:
+        return _run_python(url, body, connections, seconds, timeout)
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        return _run_python(url, body, connections, seconds, timeout)
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
-def _run_wrk(url: str, body: str, connections: int, seconds: float, timeout: float) -> LoadResult:
+def _run_wrk(url: str, body: str, connections: int, seconds: float, *, timeout: float, cpu: int | None) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         file.write(body)
     body_file = Path(file.name)
     try:
         command = [
-            "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout:g}s",
+            *pinned(cpu), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout:g}s",
             "-s", str(HERE / "calls.lua"), url, "--", str(body_file),
         ]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout

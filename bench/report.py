@@ -14,7 +14,18 @@ from pathlib import Path
 import psutil
 
 from bench.load import driver
-from bench.scenarios import CurvePoint, InFlight, Plan, RedisCost, Retention, SlowBackEnd, Target, WakeUp
+from bench.scenarios import (
+    CurvePoint,
+    InFlight,
+    Plan,
+    RedisCost,
+    Retention,
+    SlowBackEnd,
+    Target,
+    WakeUp,
+    iqr,
+    round_ratios,
+)
 from flowhook.settings import Settings
 
 START = "<!-- bench:results:start -->"
@@ -30,6 +41,8 @@ class Results:
     workers: int
     smoke: bool
     web: list[Target] = field(default_factory=list)
+    web_pinned: list[Target] = field(default_factory=list)
+    web_plan: Plan | None = None
     worker: dict[str, list[Target]] = field(default_factory=dict)
     wake_up: WakeUp | None = None
     curve: list[CurvePoint] = field(default_factory=list)
@@ -42,18 +55,47 @@ class Results:
 
 
 def throughput_table(targets: list[Target]) -> str:
-    """Medians of each target, and each one's ratio to the first (its baseline)."""
+    """Medians of each target, its spread, and each one's ratio to the first (its baseline).
+
+    The ratio is the median of the rounds' ratios (each round runs every target, in turns), with
+    their interquartile range; server CPU per call where it was measured; every call not answered
+    as expected (socket errors, timeouts, other statuses) in "error answers".
+    """
     baseline = targets[0]
     rows = [
-        "| target | calls/s (loaded) | ratio | p50 ms (unloaded) | p99 ms (unloaded) | runs (tries, noisy) |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| target | calls/s (loaded), median [IQR] | ratio, median of rounds [IQR] | server CPU µs/call | "
+        "p50 ms (unloaded) | p99 ms (unloaded) | error answers | runs (tries, noisy) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for target in targets:
+        ratios = round_ratios(baseline, target)
+        ratio = f"{statistics.median(ratios):.3f} x [{iqr(ratios):.3f}]" if ratios else "-"
+        cpu = f"{target.cpu:.0f}" if target.cpu is not None else "-"
+        latency = f"{target.p50:.2f} | {target.p99:.2f}" if target.unloaded else "- | -"
         rows.append(
-            f"| {target.name} | {target.rate:,.0f} | {target.rate / baseline.rate:.2f} x | {target.p50:.2f} | "
-            f"{target.p99:.2f} | {len(target.loaded)} ({target.tries}, {target.noisy_runs}) |"
+            f"| {target.name} | {target.rate:,.0f} [{target.rate_iqr:,.0f}] | {ratio} | {cpu} | {latency} | "
+            f"{target.error_answers} of {target.calls:,} | {len(target.loaded)} ({target.tries}, "
+            f"{target.noisy_runs}) |"
         )
     return "\n".join(rows)
+
+
+def web_ratio(targets: list[Target]) -> tuple[float, float]:
+    """Scenario 1's figure: Flowhook's calls/s over bare Flask's, median of the rounds, and its IQR."""
+    bare, web = targets
+    ratios = round_ratios(bare, web)
+    return (statistics.median(ratios), iqr(ratios)) if ratios else (0.0, 0.0)
+
+
+def web_path_text(targets: list[Target]) -> str:
+    """One line of scenario 1's figures: the ratio, its spread and each app's server CPU per call."""
+    bare, web = targets
+    ratio, spread = web_ratio(targets)
+    return (
+        f"{web.name}: {ratio:.3f} x bare Flask's calls/s (median of {len(web.loaded)} rounds, IQR {spread:.3f}); "
+        f"server CPU per call {web.cpu or 0:.0f} µs against {bare.cpu or 0:.0f} µs; error answers "
+        f"{web.error_answers} and {bare.error_answers}."
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -115,8 +157,16 @@ def targets_table(results: Results) -> str:
     """Each target of the issue, the figure measured, and whether it is met."""
     rows = ["| target | measured | verdict |", "| --- | --- | --- |"]
     bare, web = results.web
-    ratio = web.rate / bare.rate
-    rows.append(f"| echo, web: throughput >= 0.85 x bare Flask | {ratio:.2f} x | {_verdict(ratio >= 0.85)} |")
+    ratio, spread = web_ratio(results.web)
+    rows.append(
+        f"| echo, web: throughput >= 0.85 x bare Flask | {ratio:.3f} x (IQR {spread:.3f}) | {_verdict(ratio >= 0.85)} |"
+    )
+    if results.web_pinned:
+        ratio, spread = web_ratio(results.web_pinned)
+        rows.append(
+            f"| echo, web, server and load generator on separate cores: throughput >= 0.85 x bare Flask | "
+            f"{ratio:.3f} x (IQR {spread:.3f}) | {_verdict(ratio >= 0.85)} |"
+        )
     extra = web.p50 - bare.p50
     rows.append(f"| echo, web: p50 <= bare + 0.5 ms | bare + {extra:.2f} ms | {_verdict(extra <= 0.5)} |")
     raw, flowhook = results.worker[results.settings.worker_class]
@@ -211,6 +261,7 @@ def machine() -> str:
 def render(results: Results) -> str:
     """The whole results section."""
     settings, plan = results.settings, results.plan
+    web_plan = results.web_plan or plan
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "make bench-smoke" if results.smoke else "make bench"
     parts = [
@@ -230,8 +281,28 @@ def render(results: Results) -> str:
         "",
         "### 1. echo inline (web mode) against bare Flask",
         "",
+        f"{web_plan.runs} rounds, each running both apps in turns (which goes first alternates), "
+        f"{web_plan.seconds:g} s of load each after {web_plan.warmup:g} s of warm-up"
+        f"{', then latency one call at a time' if web_plan.latency else ''}. Server CPU per call: user + system "
+        "time of the gunicorn master and its workers (/proc/<pid>/stat) over each loaded run, divided by the "
+        "calls answered.",
+        "",
         throughput_table(results.web),
         "",
+        web_path_text(results.web),
+        "",
+        *(
+            [
+                "Pinned: both servers on one core, the load generator on the other (`taskset`):",
+                "",
+                throughput_table(results.web_pinned),
+                "",
+                web_path_text(results.web_pinned),
+                "",
+            ]
+            if results.web_pinned
+            else []
+        ),
         "### 2. echo through RQ workers against a raw RQ round trip (same workers)",
         "",
         *(throughput_table(targets) + "\n" for targets in results.worker.values()),

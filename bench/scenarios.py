@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, cast
 
@@ -18,7 +18,7 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 
 from bench.guard import Guarded, guarded
-from bench.load import LoadResult, loyjoy_body, run_load
+from bench.load import LoadResult, loyjoy_body, pinned, run_load, separate_cores
 from bench.stack import Stack
 from flowhook import defaults
 from flowhook.connection import handler_queue
@@ -45,10 +45,19 @@ class Plan:
     slow_conversations: int
     slow_delay: float
     in_flight: tuple[int, ...]
+    # Whether each round also measures latency, one call at a time (throughput only when off).
+    latency: bool = True
+    # How often a run is tried while other processes keep the machine busy (bench/guard.py).
+    tries: int = 3
 
 
 FULL = Plan(5, 6.0, 2.0, 16, (16, 64, 200, 500), 15.0, 50, 5.0, 100_000, 240.0, 100, 8.0, (100, 1000))
 SMOKE = Plan(1, 1.0, 0.0, 4, (4,), 1.0, 2, 1.0, 200, 2.0, 3, 1.0, (3,))
+# Scenario 1 (the inline path against bare Flask, unpinned and pinned): more, shorter rounds, whose
+# median and spread say more about a ratio near its target than a few long runs.
+FULL_WEB = replace(FULL, runs=12, seconds=3.0, warmup=1.0)
+# `python -m bench --only 1`: scenario 1 alone, throughput only, about a minute per variant.
+QUICK_WEB = replace(FULL, runs=10, seconds=2.0, warmup=0.5, latency=False)
 
 
 @dataclass
@@ -58,15 +67,22 @@ class Target:
     name: str
     loaded: list[Guarded[LoadResult]] = field(default_factory=list)
     unloaded: list[Guarded[LoadResult]] = field(default_factory=list)
+    # Server CPU (the gunicorn master and its workers) per answered call in each loaded run, in µs.
+    cpu_us: list[float] = field(default_factory=list)
 
     @staticmethod
     def _median(samples: list[Guarded[LoadResult]], figure: Callable[[LoadResult], float]) -> float:
-        return statistics.median(figure(sample.value) for sample in samples)
+        return statistics.median(figure(sample.value) for sample in samples) if samples else 0.0
 
     @property
     def rate(self) -> float:
         """Calls per second with ``plan.connections`` conversations at once."""
         return self._median(self.loaded, lambda result: result.rate)
+
+    @property
+    def rate_iqr(self) -> float:
+        """The spread of the loaded runs' calls per second: the interquartile range."""
+        return iqr([sample.value.rate for sample in self.loaded])
 
     @property
     def p50(self) -> float:
@@ -78,6 +94,20 @@ class Target:
         return self._median(self.unloaded, lambda result: result.p99_ms)
 
     @property
+    def cpu(self) -> float | None:
+        """Median server CPU per call in µs, when measured."""
+        return statistics.median(self.cpu_us) if self.cpu_us else None
+
+    @property
+    def error_answers(self) -> int:
+        """Calls not answered as expected over every run: socket errors, timeouts, other statuses."""
+        return sum(s.value.errors + s.value.other for s in self.loaded + self.unloaded)
+
+    @property
+    def calls(self) -> int:
+        return sum(s.value.requests for s in self.loaded + self.unloaded)
+
+    @property
     def noisy_runs(self) -> int:
         return sum(sample.noisy for sample in self.loaded + self.unloaded)
 
@@ -86,28 +116,92 @@ class Target:
         return sum(sample.tries for sample in self.loaded + self.unloaded)
 
 
-def alternate(stack: Stack, plan: Plan, urls: dict[str, str], body: str) -> list[Target]:
-    """Measure each URL ``plan.runs`` times, taking turns so that drift hits all alike."""
+def iqr(values: list[float]) -> float:
+    """Interquartile range (0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    quartiles = statistics.quantiles(values, n=4, method="inclusive")
+    return quartiles[2] - quartiles[0]
+
+
+def round_ratios(baseline: Target, target: Target) -> list[float]:
+    """``target``'s calls/s over the baseline's, round by round (each round runs both, in turns)."""
+    return [
+        mine.value.rate / theirs.value.rate
+        for theirs, mine in zip(baseline.loaded, target.loaded, strict=False)
+        if theirs.value.rate
+    ]
+
+
+def alternate(
+    stack: Stack,
+    plan: Plan,
+    urls: dict[str, str],
+    body: str,
+    *,
+    groups: dict[str, str] | None = None,
+    load_cpu: int | None = None,
+) -> list[Target]:
+    """Measure each URL ``plan.runs`` times in rounds, taking turns so that drift hits all alike.
+
+    Which target goes first alternates from round to round, so that none always runs right after a
+    warm-up of the other. ``groups`` names the stack group serving each target: its server CPU per
+    answered call is measured (from /proc) around each loaded run. ``load_cpu`` pins the load
+    generator to that core. With ``plan.latency`` off, only throughput is measured.
+    """
     targets = [Target(name) for name in urls]
-    for _ in range(plan.runs):
-        for target in targets:
+    groups = groups or {}
+    for number in range(plan.runs):
+        for target in targets if number % 2 == 0 else targets[::-1]:
             url = urls[target.name]
+            group = groups.get(target.name)
             if plan.warmup:
-                run_load(url, body, plan.connections, plan.warmup)
-            target.loaded.append(guarded(partial(run_load, url, body, plan.connections, plan.seconds), stack.pids))
-            target.unloaded.append(guarded(partial(run_load, url, body, 1, plan.seconds / 2), stack.pids))
+                run_load(url, body, plan.connections, plan.warmup, cpu=load_cpu)
+            spent: list[float] = []
+
+            def measured(url: str = url, group: str | None = group, spent: list[float] = spent) -> LoadResult:
+                before = stack.cpu_seconds(group) if group else 0.0
+                result = run_load(url, body, plan.connections, plan.seconds, cpu=load_cpu)
+                if group and result.requests:
+                    spent[:] = [(stack.cpu_seconds(group) - before) / result.requests * 1e6]
+                return result
+
+            loaded = guarded(measured, stack.pids, plan.tries)
+            target.cpu_us += spent  # of the try kept, when the guard repeated a noisy one
+            target.loaded.append(loaded)
+            if plan.latency:
+                target.unloaded.append(
+                    guarded(partial(run_load, url, body, 1, plan.seconds / 2, cpu=load_cpu), stack.pids, plan.tries)
+                )
     return targets
 
 
-def web_path(stack: Stack, plan: Plan) -> list[Target]:
-    """Scenario 1: echo inline (web mode) against a bare Flask view."""
-    bare = stack.start_web("bare", "bench.apps:create_bare()")
-    flowhook = stack.start_web("web", "wsgi:app")
-    urls = {"bare Flask": f"{bare}/webservice/echo_web", "Flowhook echo, web": f"{flowhook}/webservice/echo_web"}
+def web_path(stack: Stack, plan: Plan, *, on_separate_cores: bool = False) -> list[Target]:
+    """Scenario 1: echo inline (web mode) against a bare Flask view.
+
+    ``on_separate_cores``: both servers on one core and the load generator on another (``taskset``), so that
+    they do not compete for a core; None of that when the machine has fewer than two cores.
+    """
+    cores = separate_cores() if on_separate_cores else None
+    if on_separate_cores and cores is None:
+        return []
+    server_cpu, load_cpu = cores if cores else (None, None)
+    names = {"bare": "bare Flask", "web": "Flowhook echo, web"}
+    if cores:
+        names = {group: f"{name}, pinned" for group, name in names.items()}
+        for group in names:
+            stack.launchers[f"{group}_pinned"] = pinned(server_cpu)
+    suffix = "_pinned" if cores else ""
+    bare = stack.start_web(f"bare{suffix}", "bench.apps:create_bare()")
+    flowhook = stack.start_web(f"web{suffix}", "wsgi:app")
+    urls = {names["bare"]: f"{bare}/webservice/echo_web", names["web"]: f"{flowhook}/webservice/echo_web"}
+    groups = {names["bare"]: f"bare{suffix}", names["web"]: f"web{suffix}"}
     try:
-        return alternate(stack, plan, urls, loyjoy_body({}))
+        return alternate(stack, plan, urls, loyjoy_body({}), groups=groups, load_cpu=load_cpu)
     finally:
-        stack.stop("bare")
+        stack.stop(f"bare{suffix}")
+        if cores:
+            stack.stop(f"web{suffix}")
 
 
 def worker_path(stack: Stack, plan: Plan, worker_class: str, workers: int) -> list[Target]:

@@ -17,6 +17,7 @@ from rq import Worker
 from flowhook.dev.redis_server import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Stack:
@@ -113,6 +114,28 @@ class Stack:
         for group in list(self.processes):
             self.stop(group)
         self.redis_server.stop()
+
+    def group_pids(self, group: str) -> list[int]:
+        """The processes of one group and their children (a gunicorn master and its workers)."""
+        found = []
+        for process in self.processes.get(group, []):
+            try:
+                parent = psutil.Process(process.pid)
+                found += [parent.pid, *(child.pid for child in parent.children(recursive=True))]
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def cpu_seconds(self, group: str) -> float:
+        """CPU time (user + system) used so far by a group's processes, from /proc/<pid>/stat."""
+        total = 0
+        for pid in self.group_pids(group):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of the line
+        return total / CLOCK_TICKS
 
     def pids(self) -> list[int]:
         """Every process of the stack, children included."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -19,7 +20,11 @@ PENDING = "pending"
 FAILED = "failed"
 INVALID = "invalid"
 
-VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# The whole name, and nothing after it: `$` alone would let a name end in a newline ("abc\n").
+# Callers use fullmatch; \A and \Z keep `match` exact for any caller that does not.
+VARIABLE_NAME = re.compile(r"\A[A-Za-z0-9_]+\Z")
+# Only the characters of names, for checking all of a call's names at once (each one non-empty).
+_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_]*")
 
 # Suffixes of the variables a handler's answers set in its namespace. LoyJoy sends them back on
 # every later call, so they are never treated as the handler's input.
@@ -74,7 +79,7 @@ class EnvelopeSchema(Schema):
 
     @validates("variables")
     def _check_names(self, variables: dict[str, Any] | None, **_: Any) -> None:
-        bad = [name for name in variables or () if not VARIABLE_NAME.match(name)]
+        bad = [name for name in variables or () if not VARIABLE_NAME.fullmatch(name)]
         if bad:
             raise ValidationError(f"Variable names may use only A-Z, a-z, 0-9 and _: {', '.join(bad)[:200]}")
 
@@ -155,6 +160,29 @@ def _check_sizes(value: Any, limits: Limits, depth: int = 1) -> None:
             _check_sizes(item, limits, depth + 1)
 
 
+# The decoder of every call, made once: `json.loads` with hooks builds a decoder (and its scanner)
+# per call.
+_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant,
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+    object_pairs_hook=_no_duplicate_keys,
+)
+
+
+def _load_json(body: bytes | bytearray | str) -> Any:
+    """``json.loads(body, **hooks)``, step for step, with the decoder made once."""
+    if isinstance(body, str):
+        if body.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+        text = body
+    elif isinstance(body, bytes | bytearray):
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    else:
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {body.__class__.__name__}")
+    return _DECODER.decode(text)
+
+
 def parse_envelope(body: bytes, limits: Limits = Limits()) -> Envelope:
     """Parse and validate a call body.
 
@@ -163,28 +191,95 @@ def parse_envelope(body: bytes, limits: Limits = Limits()) -> Envelope:
             oversized numbers), not an object, not a valid envelope, or over a limit.
     """
     try:
-        document = json.loads(
-            body,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            object_pairs_hook=_no_duplicate_keys,
-        )
+        document = _load_json(body)
     except (ValueError, RecursionError) as error:
         # RecursionError: absurdly deep nesting must be a 400 like any other bad JSON.
         raise MalformedCallError(f"the body is not valid JSON: {_first_line(error)}") from None
     if not isinstance(document, dict):
         raise MalformedCallError("the body must be a JSON object")
+    envelope = _valid_envelope(document, limits)
+    if envelope is not None:
+        return envelope
+    # Something is refused (or unusual): today's checks in today's order, so every refusal keeps
+    # its status and message.
     variables = document.get("variables")
     if isinstance(variables, dict) and len(variables) > limits.max_variables:
         raise MalformedCallError(f"more than {limits.max_variables} variables", status=413)
     for part in ("params", "variables"):
         _check_sizes(document.get(part), limits)
     try:
-        envelope: Envelope = _ENVELOPE.load(document)
+        loaded: Envelope = _ENVELOPE.load(document)
     except ValidationError as error:
         raise MalformedCallError(f"the body is not a WebService call: {describe_errors(error)}") from None
-    return envelope
+    return loaded
+
+
+# What `_flow_id` answers for a value the schema would refuse.
+_REFUSED = object()
+
+
+def _flow_id(value: Any, required: bool) -> Any:
+    """An id as :class:`FlowId` and its length check load it; ``_REFUSED`` where they would refuse."""
+    if type(value) is str:
+        text = value
+    elif type(value) is int:  # not bool, which is refused
+        text = str(value)
+    elif value is None and not required:
+        return None
+    else:
+        return _REFUSED
+    if len(text) > defaults.MAX_ID_LENGTH or (required and not text):
+        return _REFUSED
+    return text
+
+
+def _fits(values: Any, limits: Limits) -> bool:
+    """Whether the values of a part (``params`` or ``variables``) are within the size limits."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:  # the common part: flat strings, checked without a call per value
+        return max(map(len, values), default=0) <= limits.max_value_length
+    try:
+        for value in values:
+            _check_sizes(value, limits, 2)
+    except MalformedCallError:
+        return False
+    return True
+
+
+def _valid_envelope(document: dict[str, Any], limits: Limits) -> Envelope | None:
+    """The envelope of a call that passes every check, in plain Python; None when any check fails.
+
+    Accepts exactly what the schema and the limits accept, and builds the same envelope; on None
+    the caller runs those, which word the refusal.
+    """
+    if limits.max_depth < 2:
+        return None
+    instance = _flow_id(document.get("process_instance_id"), required=True)
+    definition = _flow_id(document.get("process_definition_id"), required=False)
+    if instance is _REFUSED or definition is _REFUSED:
+        return None
+    params = document.get("params")
+    if params is None:
+        params = {}
+    elif type(params) is not dict or not _fits(params.values(), limits):
+        return None
+    variables = document.get("variables")
+    if variables is None:
+        variables = {}
+    elif (
+        type(variables) is not dict
+        or len(variables) > limits.max_variables
+        or "" in variables
+        or not _NAME_CHARACTERS.fullmatch("".join(variables))
+        or not _fits(variables.values(), limits)
+    ):
+        return None
+    return Envelope(
+        process_instance_id=instance,
+        process_definition_id=definition,
+        params=params,
+        variables=variables,
+    )
 
 
 def _first_line(error: Exception) -> str:
@@ -235,14 +330,23 @@ def flow_variables(returned: Any) -> dict[str, str]:
         return {}
     if not isinstance(returned, Mapping):
         raise TypeError(f"a handler must return a dict of variables, not {type(returned).__name__}")
-    bad = [str(name) for name in returned if not isinstance(name, str) or not VARIABLE_NAME.match(name)]
+    # The common answer, string names and string values, checked without a call per variable.
+    if (
+        set(map(type, returned)) <= {str}
+        and "" not in returned
+        and _NAME_CHARACTERS.fullmatch("".join(returned))
+        and set(map(type, returned.values())) <= {str}
+    ):
+        return dict(returned)
+    bad = [str(name) for name in returned if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name)]
     if bad:
         raise TypeError(f"a handler returned invalid variable names: {', '.join(sorted(bad))[:200]}")
     return {name: flow_value(value) for name, value in returned.items()}
 
 
+@functools.cache
 def status_variables(namespace: str) -> frozenset[str]:
-    """The variables a handler's answers set about its own work."""
+    """The variables a handler's answers set about its own work (made once per namespace)."""
     return frozenset(namespace + suffix for suffix in STATUS_SUFFIXES)
 
 

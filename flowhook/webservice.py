@@ -17,6 +17,7 @@ from flowhook.auth import authorized, presented_token
 from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value, parse_envelope
 from flowhook.extension import current_flowhook
 from flowhook.jobstore import JOB_ID
+from flowhook.logs import JOB_KEY, OUTCOME_KEY
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,6 @@ bp = Blueprint("webservice", __name__)
 CHALLENGE = WWWAuthenticate("bearer", {"realm": "flowhook"})
 # LoyJoy's trace id (B3: 16 or 32 hex digits); anything else is not logged as one.
 TRACE_ID = re.compile(r"[0-9a-fA-F]{16,32}")
-# WSGI environ keys the access log line reads (gunicorn.conf.py): the call's outcome and its job.
-STATUS_KEY = "flowhook.status"
-JOB_KEY = "flowhook.job"
 
 
 @bp.post("/webservice/<name>")
@@ -64,7 +62,7 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
     # job a poll asked about even once the answer no longer names it, to match the worker's lines.
     polled = flow_value(envelope.variables.get(handler.job_variable))
-    request.environ[STATUS_KEY] = outcome.status
+    request.environ[OUTCOME_KEY] = outcome.status
     request.environ[JOB_KEY] = outcome.job_id or (polled if JOB_ID.fullmatch(polled) else "-")
     return answer(handler.namespace, outcome), 200
 
