@@ -88,7 +88,7 @@ MAX_VALUE_LENGTH = 65536
 MIN_TOKEN_LENGTH = 16
 # Rate limits are off by default: counting costs a Redis round trip per call (docs/benchmarks.md),
 # LoyJoy's poll loop has a user step in it, and LoyJoy calls from a few addresses for every
-# conversation. README and SECURITY.md say when and how to switch them on.
+# conversation. docs/operations.md and SECURITY.md say when and how to switch them on.
 RATE_LIMIT_CONVERSATION = ""
 RATE_LIMIT_ADDRESS = ""
 

@@ -1,8 +1,8 @@
 """How the workers' jobs ended and how long they ran, kept in Redis for the web's ``/metrics``.
 
 Workers keep no metrics endpoint of their own: each job's end adds to one Redis hash per
-deployment (one pipelined round trip, beside the ~70 commands RQ spends on a job), and every web
-process exports the hash. So ``docker compose up --scale worker=N`` needs no service discovery,
+deployment (one pipelined round trip, beside the about 56 commands a worker call costs in all:
+bench scenario 5), and every web process exports the hash. So ``docker compose up --scale worker=N`` needs no service discovery,
 and a worker that dies takes none of the counts with it. The hash lives ``FIGURES_TTL`` after the
 last job ended; should it expire, Prometheus sees a counter reset, which ``rate()`` handles.
 

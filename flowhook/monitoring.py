@@ -92,7 +92,7 @@ class QueueFigures(Collector):
             "flowhook_jobs_in_flight", "The handler's jobs running in workers now.", labels=["handler"]
         )
         live = GaugeMetricFamily(
-            "flowhook_workers", "Live workers (a heartbeat in the last 30 s) serving the handler.", labels=["handler"]
+            "flowhook_workers", "Live workers (a heartbeat in the last 10 s) serving the handler.", labels=["handler"]
         )
         capacity = GaugeMetricFamily(
             "flowhook_worker_capacity",

@@ -17,7 +17,7 @@ from flowhook.exceptions import ConfigurationError
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting Flowhook reads; the README's configuration table lists the same."""
+    """Every setting Flowhook reads; docs/operations.md's configuration table lists the same."""
 
     redis_url: str = defaults.REDIS_URL
     budget: float = defaults.BUDGET
