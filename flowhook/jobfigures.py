@@ -2,9 +2,10 @@
 
 Workers keep no metrics endpoint of their own: each job's end adds to one Redis hash per
 deployment (one pipelined round trip, beside the about 56 commands a worker call costs in all:
-bench scenario 5), and every web process exports the hash. So ``docker compose up --scale worker=N`` needs no service discovery,
-and a worker that dies takes none of the counts with it. The hash lives ``FIGURES_TTL`` after the
-last job ended; should it expire, Prometheus sees a counter reset, which ``rate()`` handles.
+bench scenario 5), and every web process exports the hash. So ``docker compose up --scale
+worker=N`` needs no service discovery, and a worker that dies takes none of the counts with it.
+The hash lives ``FIGURES_TTL`` after the last job ended; should it expire, Prometheus sees a
+counter reset, which ``rate()`` handles.
 
 A job whose worker died never reaches its own end: it is counted ``interrupted`` when its failure
 is first read (by the flow's poll, or an attached call), once per job.
