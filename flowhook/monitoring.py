@@ -153,8 +153,7 @@ def metrics_view() -> Response:
 
 
 def init_app(app: Flask, flowhook: Flowhook) -> None:
-    """Serve ``/metrics`` and count the app's calls and Redis errors."""
-    app.before_request(metrics.new_call)
+    """Serve ``/metrics`` and count the app's Redis errors (``flowhook.webservice`` counts the calls)."""
     if flowhook.settings.metrics:
         metrics.count_redis_errors(flowhook.store.connection)
     app.register_blueprint(bp)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, g, request
+from flask import Blueprint, Flask, Request, Response, abort, g, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
@@ -37,19 +37,21 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     settings = flowhook.settings
     # Credentials before anything else, so that a caller without them learns nothing, not even
     # which handlers exist.
+    # The request itself, looked up once rather than through the context-local proxy per attribute.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
     tokens = settings.tokens_for(name)
-    if tokens and not authorized(presented_token(request), tokens):
+    if tokens and not authorized(presented_token(req), tokens):
         raise Unauthorized(description="missing or invalid credentials", www_authenticate=CHALLENGE)
     handler = dispatcher.registry.get(name)
     if handler is None:
         abort(404, description=f"no handler named {name[:100]!r}")
-    if not request.is_json:
+    if not req.is_json:
         abort(415, description="send the call as Content-Type: application/json")
-    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+    if req.content_length is None and "chunked" in req.headers.get("Transfer-Encoding", "").lower():
         # A body of unknown length is not read at all (it could be endless): say so, not "not JSON".
         abort(400, description="send the body with a Content-Length; chunked bodies are not read")
     try:
-        envelope = parse_envelope(request.get_data(cache=False), dispatcher.limits)
+        envelope = parse_envelope(req.get_data(cache=False), dispatcher.limits)
     except MalformedCallError as error:
         abort(error.status, description=str(error))
     if settings.log_values:  # only when switched on: variables are personal data
@@ -62,15 +64,16 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
     # job a poll asked about even once the answer no longer names it, to match the worker's lines.
     polled = flow_value(envelope.variables.get(handler.job_variable))
-    request.environ[OUTCOME_KEY] = outcome.status
-    request.environ[JOB_KEY] = outcome.job_id or (polled if JOB_ID.fullmatch(polled) else "-")
+    req.environ[OUTCOME_KEY] = outcome.status
+    req.environ[JOB_KEY] = outcome.job_id or (polled if JOB_ID.fullmatch(polled) else "-")
     return answer(handler.namespace, outcome), 200
 
 
-def _trace_request() -> None:
-    """Give every request an id for its log lines: LoyJoy's X-B3-TraceId, or one of its own."""
+def _start_request() -> None:
+    """Give the request an id for its log lines (LoyJoy's X-B3-TraceId, or one of its own); no metrics path yet."""
+    metrics.new_call()
     sent = request.headers.get("X-B3-TraceId", "")
-    g.trace_id = sent if TRACE_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
+    g.trace_id = sent if TRACE_ID.fullmatch(sent) else os.urandom(8).hex()
 
 
 def _answer_trace(response: Response) -> Response:
@@ -81,6 +84,6 @@ def _answer_trace(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Serve the endpoint, and give every request a trace id."""
-    app.before_request(_trace_request)
+    app.before_request(_start_request)
     app.after_request(_answer_trace)
     app.register_blueprint(bp)
