@@ -57,7 +57,7 @@ def connect(settings: Settings, *, blocking: float = 0.0) -> Redis:
         # Every call waiting on its budget holds a connection, two for a moment while it starts a
         # job; redis-py's default of 100 would fail calls under load long before gevent's limit.
         "max_connections": 2 * settings.web_connections + 16,
-        # Fail fast when Redis is down or hangs; long-polls block in shorter slices (jobs.py).
+        # Fail fast when Redis is down or hangs; long-polls block in shorter slices (jobstore.py).
         "socket_connect_timeout": defaults.REDIS_TIMEOUT,
         "socket_timeout": defaults.REDIS_TIMEOUT + blocking,
         "health_check_interval": 30,

@@ -104,7 +104,7 @@ class Handler:
     @functools.cached_property
     def status_names(self) -> frozenset[str]:
         """The handler's own status variables, ``<namespace>_status`` and the rest."""
-        return frozenset(status_variables(self.namespace))
+        return status_variables(self.namespace)
 
     @functools.cached_property
     def job_variable(self) -> str:
@@ -172,7 +172,7 @@ def _import(name: str) -> ModuleType:
 
 def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
     where = f"handler module {module.__name__} ({module.__file__})"
-    if not VARIABLE_NAME.match(name):
+    if not VARIABLE_NAME.fullmatch(name):
         raise HandlerModuleError(f"{where}: the name must use only A-Z, a-z, 0-9 and _")
     function = getattr(module, "handle", None)
     if not callable(function):

@@ -1,4 +1,4 @@
-"""The developer commands: handlers, new, jobs, forget, and RQ's own `rq info` through flowhook.dev.rq_config."""
+"""The developer commands: handlers, new, jobs, forget, and RQ's own `rq info` through flowhook.rq_config."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_new_prints_commands_that_run_as_printed(runner: FlaskCliRunner, tmp_pat
         ("flask", "--app", "app", "forget", "conv-1"),
         ("flask", "--app", "app", "jobs"),
         ("flask", "--app", "app", "call", "quick"),
-        ("rq", "info", "-c", "flowhook.dev.rq_config"),
+        ("rq", "info", "-c", "flowhook.rq_config"),
     ],
 )
 def test_without_make_run_or_redis_url_a_command_says_so_in_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
@@ -191,7 +191,7 @@ def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
     # The call's trace id (a request id here: the call sent no X-B3-TraceId) leads to its log lines.
     assert re.search(rf"{failed[-1]}  boom  enqueued \d+ s ago  trace=[0-9a-f]{{16}}  ", listed)
     assert "ada@example.org" not in jobs.stdout
-    info = developer_command("rq", "info", "-c", "flowhook.dev.rq_config", state_file=tmp_path / "run.json")
+    info = developer_command("rq", "info", "-c", "flowhook.rq_config", state_file=tmp_path / "run.json")
     assert info.returncode == 0, info.stderr
     assert test_workers.queue in info.stdout
     assert "failed" in info.stdout

@@ -45,7 +45,7 @@ def test_the_commands_find_make_run_which_removes_its_record_when_it_stops(tmp_p
         assert job_id is not None
         listed = developer_command(service, "flask", "--app", "app", "handlers")
         assert f"sleep  {service.url}/webservice/sleep" in listed.stdout
-        info = developer_command(service, "rq", "info", "-c", "flowhook.dev.rq_config")
+        info = developer_command(service, "rq", "info", "-c", "flowhook.rq_config")
         assert info.returncode == 0, info.stderr
         assert "flowhook" in info.stdout
         assert "1 workers" in info.stdout

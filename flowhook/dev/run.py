@@ -34,7 +34,7 @@ from flowhook.dev.redis_server import EmbeddedRedis
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project: flowhook/dev/<this file>
 DATA_DIRECTORY = Path(".flowhook/redis")
 ENV_FILE = Path(".env")
 # Flowhook's own code, watched with the handlers: a change to any of it restarts web and workers.

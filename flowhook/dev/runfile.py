@@ -1,7 +1,7 @@
 """What `make run` started, written to a file so that the developer commands find it.
 
 `make run` runs its private Redis on a new port at every start; ``flask --app app forget``,
-``call``, ``jobs`` and ``rq info -c flowhook.dev.rq_config`` read the file (``FLOWHOOK_STATE_FILE``,
+``call``, ``jobs`` and ``rq info -c flowhook.rq_config`` read the file (``FLOWHOOK_STATE_FILE``,
 by default ``.flowhook/run.json``) when ``REDIS_URL`` is not set, rather than guess a Redis that may
 be someone else's.
 """

@@ -22,7 +22,7 @@ from flowhook.exceptions import FlowhookError
 from flowhook.registry import discover
 from flowhook.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project: flowhook/dev/<this file>
 # The workers' code is compiled, not imported: importing it would patch this process for gevent.
 WORKER_CODE = ROOT / "workers"
 

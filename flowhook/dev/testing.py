@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from flowhook import defaults
 from flowhook.call import make_call
 from flowhook.registry import discover
 from flowhook.settings import Settings
@@ -27,7 +28,9 @@ def run(
         name: The handler's module name.
         variables: The conversation's variables, as LoyJoy would send them.
         params: Browser parameters.
-        package: The handlers package; by default ``FLOWHOOK_HANDLERS``, as the service finds it.
+        package: The handlers package; by default ``FLOWHOOK_HANDLERS`` (``handlers`` when unset),
+            as the service finds it. No other setting is read: a handler test does not depend on
+            the shell's settings.
         process_instance_id: The conversation's id.
         progress: When given, collects every value the handler reported with ``call.progress()``.
 
@@ -35,10 +38,8 @@ def run(
         marshmallow.ValidationError: when the variables fail the handler's schema (``invalid``).
         Exception: whatever the handler raised (``failed``).
     """
-    settings = Settings.from_env()
-    if package is not None:
-        settings = dataclasses.replace(settings, handlers_package=package)
-    handler = discover(settings)[name]
+    package = package or os.environ.get("FLOWHOOK_HANDLERS") or defaults.HANDLERS_PACKAGE
+    handler = discover(Settings(handlers_package=package))[name]
     payload = {
         "process_instance_id": process_instance_id,
         "params": dict(params or {}),
