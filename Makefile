@@ -10,16 +10,19 @@ SOAK_MINUTES ?= 3
 FAILOVER_ARGS ?=
 COMPOSE_CHECK_PROJECT ?= flowhook-check
 
-.PHONY: run test lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+.PHONY: run test test-fast lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
 
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
 	$(BIN)/python -m flowhook.local --workers $(WORKERS)
 
-test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite (private Redis unless REDIS_URL is set)
+test: $(VENV)/.installed  ## ruff, mypy and the whole pytest suite with its coverage figure (private Redis unless REDIS_URL is set)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term
+
+test-fast: $(VENV)/.installed  ## the quick loop while editing, under a minute: unit and workers tests, no e2e or slow ones
+	FLOWHOOK_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -m "not e2e and not slow" -q
 
 bench: $(VENV)/.installed  ## the benchmarks (minutes); results in docs/benchmarks.md
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk

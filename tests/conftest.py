@@ -22,15 +22,44 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import HealthCheck, settings
 from redis import Redis
 from rq import Worker
 
 from app import create_app
 from flowhook.redis_server import EmbeddedRedis
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CallFunction = Callable[..., dict[str, str]]
+
+# Property tests that cannot flake: the same examples every run (derandomize), as many each time,
+# and no check of how long generating or running them takes, which depends on the machine's load.
+settings.register_profile(
+    "flowhook",
+    derandomize=True,
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    print_blob=False,
+)
+# `make test-fast` tries fewer examples (the same ones each run, too).
+settings.register_profile("fast", settings.get_profile("flowhook"), max_examples=25)
+settings.load_profile(os.environ.get("FLOWHOOK_HYPOTHESIS_PROFILE", "flowhook"))
+
+# The tiers (see pyproject's markers): `e2e` and `slow` are marked by hand; `workers` is added to
+# every test that uses a fixture starting RQ worker processes, and `unit` to every test in neither.
+WORKER_FIXTURES = {"test_workers", "example_workers", "start_workers"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workers)
+        if all(item.get_closest_marker(name) is None for name in ("e2e", "workers")):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +132,7 @@ def order_api() -> Iterator[str]:
         patch.setenv("ORDER_API_URL", url)  # inline attempts run in this process; workers inherit it
         yield url
     server.shutdown()
+    server.server_close()
 
 
 class SlowBackend(BaseHTTPRequestHandler):
@@ -168,30 +198,29 @@ class WorkerPool:
     def start(self, count: int, timeout: float = 30.0) -> None:
         """Start ``count`` more workers and wait until each of them listens on the queue."""
         assert self.log is not None
-        output = self.log.open("ab")
-        started = [
-            subprocess.Popen(
-                [sys.executable, "-m", "workers"],
-                cwd=ROOT,
-                env=self.environment,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,  # a process group of its own: see stop()
-            )
-            for _ in range(count)
-        ]
+        with self.log.open("ab") as output:  # the workers write to their own copies of it
+            started = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers"],
+                    cwd=ROOT,
+                    env=self.environment,
+                    stdout=output,
+                    stderr=output,
+                    start_new_session=True,  # a process group of its own: see stop()
+                )
+                for _ in range(count)
+            ]
         self.processes.extend(started)
-        connection = Redis.from_url(self.redis_url)
-        deadline = time.monotonic() + timeout
         # Workers are named host.pid: wait for these very processes, not for any registration.
         expected = {f"{socket.gethostname()}.{process.pid}" for process in started}
-        while not expected <= {worker.name for worker in Worker.all(connection=connection)}:
+
+        def listening() -> bool:
             if any(process.poll() is not None for process in started):
                 pytest.fail(f"a worker exited at start; see {self.log}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"workers did not start within {timeout} s; see {self.log}")
-            time.sleep(0.05)
-        connection.close()
+            return expected <= {worker.name for worker in Worker.all(connection=connection)}
+
+        with Redis.from_url(self.redis_url) as connection:
+            wait_until(listening, timeout, f"the workers did not start; see {self.log}")
 
     def stop(self) -> None:
         """Ask every worker to stop (warm shutdown), then make sure it and its children have."""
