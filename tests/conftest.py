@@ -49,16 +49,19 @@ settings.register_profile(
 settings.register_profile("fast", settings.get_profile("flowhook"), max_examples=25)
 settings.load_profile(os.environ.get("FLOWHOOK_HYPOTHESIS_PROFILE", "flowhook"))
 
-# The tiers (see pyproject's markers): `e2e` and `slow` are marked by hand; `workers` is added to
-# every test that uses a fixture starting RQ worker processes, and `unit` to every test in neither.
+# The tiers (see pyproject's markers), one per test: `e2e` is marked by hand; `workers` by hand on
+# tests that start subprocesses themselves and added here to those using a fixture that starts RQ
+# worker processes; `unit` added to the rest. `slow`, by hand, cuts across them.
 WORKER_FIXTURES = {"test_workers", "example_workers", "start_workers"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if item.get_closest_marker("e2e") is not None:
+            continue
         if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.workers)
-        if all(item.get_closest_marker(name) is None for name in ("e2e", "workers")):
+        elif item.get_closest_marker("workers") is None:
             item.add_marker(pytest.mark.unit)
 
 
