@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck, settings
-from redis import Redis
+from redis import ConnectionPool, Redis
 from rq import Worker
 
 from app import create_app
@@ -63,6 +64,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.workers)
         elif item.get_closest_marker("workers") is None:
             item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leftover_redis_connections_closed() -> Iterator[None]:
+    """Close the Redis connections of the apps the tests made, when the session ends.
+
+    The garbage collector would, and may close a socket before the connection holding it: a
+    ResourceWarning, an error with warnings as errors, in whichever test happens to be running.
+    """
+    yield
+    for pool in [thing for thing in gc.get_objects() if isinstance(thing, ConnectionPool)]:
+        pool.disconnect()
 
 
 @pytest.fixture(scope="session")

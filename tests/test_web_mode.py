@@ -11,6 +11,7 @@ from app import create_app
 from flowhook.redis_server import EmbeddedRedis
 from tests.conftest import CallFunction, caller
 from tests.handlers import inline_overrun
+from tests.waiting import wait_until
 
 
 def commands_served(server: Redis) -> int:
@@ -40,17 +41,19 @@ def test_a_fast_web_handler_answers_inline_without_redis(tmp_path: Path) -> None
             # The count does see this app: work for a worker goes through Redis.
             assert call("kept")["kept_status"] == "pending"  # no worker listens here
             assert commands_served(counter) > before
+        app.extensions["flowhook"].store.connection.close()  # before its server goes
 
 
 def inline_attempt(case: str, timeout: float = 5.0) -> dict[str, object]:
     """What the inline attempt of ``case`` saw, once it has ended."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for attempt in inline_overrun.INLINE_ATTEMPTS:
-            if attempt["case"] == case:
-                return attempt
-        time.sleep(0.01)
-    raise AssertionError(f"no inline attempt for {case}")
+    attempts = inline_overrun.INLINE_ATTEMPTS
+    seen: dict[str, object] = wait_until(
+        lambda: next((attempt for attempt in attempts if attempt["case"] == case), None),
+        timeout,
+        f"no inline attempt for {case}",
+        interval=0.01,
+    )
+    return seen
 
 
 def test_an_overrunning_web_handler_is_pending_and_the_worker_finishes(call: CallFunction) -> None:
