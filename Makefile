@@ -13,7 +13,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 # `make` alone lists the targets; it starts nothing.
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+.PHONY: help run test test-fast lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
 
 help:  ## list the targets with what each does (the default: `make` alone)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -21,11 +21,14 @@ help:  ## list the targets with what each does (the default: `make` alone)
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
 	$(BIN)/python -m flowhook.dev.run --workers $(WORKERS)
 
-test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy and every test (private Redis unless REDIS_URL is set)
+test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy and every test, with the coverage figure (private Redis unless REDIS_URL is set)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term
+
+test-fast: $(VENV)/.installed  ## the quick loop while editing, under a minute: unit and workers tests, no e2e or slow ones
+	FLOWHOOK_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -m "not e2e and not slow" -q
 
 bench: $(VENV)/.installed  ## the benchmarks (minutes; installs wrk as root); results in docs/benchmarks.md
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk

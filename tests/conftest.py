@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -22,15 +23,59 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from redis import Redis
+from hypothesis import HealthCheck, settings
+from redis import ConnectionPool, Redis
 from rq import Worker
 
 from app import create_app
 from flowhook.dev.redis_server import EmbeddedRedis
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CallFunction = Callable[..., dict[str, str]]
+
+# Property tests that cannot flake: the same examples every run (derandomize), as many each time,
+# and no check of how long generating or running them takes, which depends on the machine's load.
+settings.register_profile(
+    "flowhook",
+    derandomize=True,
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    print_blob=False,
+)
+# `make test-fast` tries fewer examples (the same ones each run, too).
+settings.register_profile("fast", settings.get_profile("flowhook"), max_examples=25)
+settings.load_profile(os.environ.get("FLOWHOOK_HYPOTHESIS_PROFILE", "flowhook"))
+
+# The tiers (see pyproject's markers), one per test: `e2e` is marked by hand; `workers` by hand on
+# tests that start subprocesses themselves and added here to those using a fixture that starts RQ
+# worker processes; `unit` added to the rest. `slow`, by hand, cuts across them.
+WORKER_FIXTURES = {"test_workers", "example_workers", "start_workers"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e") is not None:
+            continue
+        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workers)
+        elif item.get_closest_marker("workers") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leftover_redis_connections_closed() -> Iterator[None]:
+    """Close the Redis connections of the apps the tests made, when the session ends.
+
+    The garbage collector would, and may close a socket before the connection holding it: a
+    ResourceWarning, an error with warnings as errors, in whichever test happens to be running.
+    """
+    yield
+    for pool in [thing for thing in gc.get_objects() if isinstance(thing, ConnectionPool)]:
+        pool.disconnect()
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +148,7 @@ def order_api() -> Iterator[str]:
         patch.setenv("ORDER_API_URL", url)  # inline attempts run in this process; workers inherit it
         yield url
     server.shutdown()
+    server.server_close()
 
 
 class SlowBackend(BaseHTTPRequestHandler):
@@ -168,30 +214,29 @@ class WorkerPool:
     def start(self, count: int, timeout: float = 30.0) -> None:
         """Start ``count`` more workers and wait until each of them listens on the queue."""
         assert self.log is not None
-        output = self.log.open("ab")
-        started = [
-            subprocess.Popen(
-                [sys.executable, "-m", "workers"],
-                cwd=ROOT,
-                env=self.environment,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,  # a process group of its own: see stop()
-            )
-            for _ in range(count)
-        ]
+        with self.log.open("ab") as output:  # the workers write to their own copies of it
+            started = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers"],
+                    cwd=ROOT,
+                    env=self.environment,
+                    stdout=output,
+                    stderr=output,
+                    start_new_session=True,  # a process group of its own: see stop()
+                )
+                for _ in range(count)
+            ]
         self.processes.extend(started)
-        connection = Redis.from_url(self.redis_url)
-        deadline = time.monotonic() + timeout
         # Workers are named host.pid: wait for these very processes, not for any registration.
         expected = {f"{socket.gethostname()}.{process.pid}" for process in started}
-        while not expected <= {worker.name for worker in Worker.all(connection=connection)}:
+
+        def listening() -> bool:
             if any(process.poll() is not None for process in started):
                 pytest.fail(f"a worker exited at start; see {self.log}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"workers did not start within {timeout} s; see {self.log}")
-            time.sleep(0.05)
-        connection.close()
+            return expected <= {worker.name for worker in Worker.all(connection=connection)}
+
+        with Redis.from_url(self.redis_url) as connection:
+            wait_until(listening, timeout, f"the workers did not start; see {self.log}")
 
     def stop(self) -> None:
         """Ask every worker to stop (warm shutdown), then make sure it and its children have."""

@@ -116,6 +116,8 @@ def test_new_prints_commands_that_run_as_printed(runner: FlaskCliRunner, tmp_pat
     assert (Path.cwd() / test_line.split()[1]).samefile(tmp_path / "test_handler_greet.py")
 
 
+@pytest.mark.slow  # a subprocess per command
+@pytest.mark.workers  # starts a subprocess
 @pytest.mark.parametrize(
     "command",
     [
@@ -130,6 +132,7 @@ def test_without_make_run_or_redis_url_a_command_says_so_in_one_line(tmp_path: P
     assert_one_line_error(finished, "no Flowhook is running here", "make run")
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_a_state_file_left_by_a_dead_make_run_is_not_a_service(tmp_path: Path, redis_url: str) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -142,6 +145,7 @@ def test_a_state_file_left_by_a_dead_make_run_is_not_a_service(tmp_path: Path, r
     assert_one_line_error(finished, "no Flowhook is running here")
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_forget_without_a_reachable_redis_is_one_line(tmp_path: Path) -> None:
     down = f"redis://127.0.0.1:{free_port()}/0"
     finished = developer_command(
@@ -150,9 +154,9 @@ def test_forget_without_a_reachable_redis_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(finished, "cannot reach Redis at " + down)
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_forget_refuses_a_redis_that_is_not_the_services(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path / "other", appendonly=False) as other:
-        client = Redis.from_url(other.url)
+    with EmbeddedRedis(tmp_path / "other", appendonly=False) as other, Redis.from_url(other.url) as client:
         client.set("someone-elses", "data")
         finished = developer_command(
             "flask", "--app", "app", "forget", "conv-1", state_file=tmp_path / "run.json", REDIS_URL=other.url
@@ -160,9 +164,9 @@ def test_forget_refuses_a_redis_that_is_not_the_services(tmp_path: Path) -> None
         assert_one_line_error(finished, "not Flowhook's", "nothing done")
         assert "deleted" not in finished.stdout
         assert client.dbsize() == 1
-        client.close()
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_forget_acts_on_the_redis_of_the_running_make_run(
     call: CallFunction, instance: str, redis: Redis, redis_url: str, tmp_path: Path, make_run_stand_in: int
 ) -> None:
@@ -176,6 +180,7 @@ def test_forget_acts_on_the_redis_of_the_running_make_run(
     assert not redis.exists(f"rq:job:{job_id}")
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
     call: CallFunction, redis: Redis, redis_url: str, test_workers: WorkerPool, tmp_path: Path, make_run_stand_in: int
 ) -> None:
@@ -197,6 +202,7 @@ def test_jobs_and_rq_info_show_failed_jobs_without_their_variables(
     assert "failed" in info.stdout
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_the_commands_read_env_as_make_run_does(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("FLOWHOOK_HANDLERS=tests.handlers\n")
     environment = {key: value for key, value in os.environ.items() if key != "FLOWHOOK_HANDLERS"}
@@ -214,6 +220,8 @@ def test_the_commands_read_env_as_make_run_does(tmp_path: Path) -> None:
     assert "kept  /webservice/kept" in listed.stdout
 
 
+@pytest.mark.slow  # a subprocess per command
+@pytest.mark.workers  # starts a subprocess
 @pytest.mark.parametrize("command", ["handlers", "jobs", "call"])
 def test_a_broken_handler_module_is_one_line_for_every_command(tmp_path: Path, command: str) -> None:
     finished = developer_command(
@@ -227,6 +235,7 @@ def test_a_broken_handler_module_is_one_line_for_every_command(tmp_path: Path, c
     assert_one_line_error(finished, "cannot import handler module tests.broken.import_error.crm")
 
 
+@pytest.mark.slow  # waits out budgets for seconds
 def test_a_poll_waits_for_a_service_that_is_restarting() -> None:
     """`make run` reloads on edit: the service is away for a few seconds, and `call` polls on."""
     port = free_port()

@@ -9,13 +9,18 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from redis import Redis
 
 from flowhook.jobstore import INTERRUPTED
 from tests.conftest import CallFunction, SlowBackend, StartWorkers, WorkerPool
 from tests.test_e2e import wait_for_log
-from tests.test_worker_faults import flow, kill_with_children, poll_until_over, process_of
+from tests.test_worker_faults import flow, kill_with_children, process_of
 from tests.test_worker_path import open_gate, runs
+from tests.waiting import poll_until_over
+
+pytestmark = pytest.mark.slow  # jobs that run for seconds, heartbeats that expire
+
 
 # A short job heartbeat, so that a dead worker's jobs are reaped in seconds.
 SHORT_HEARTBEAT = {"FLOWHOOK_HEARTBEAT_TTL": "4"}
@@ -58,12 +63,12 @@ def test_a_jobs_timeout_ends_that_job_and_leaves_its_neighbours_running(
     started = time.monotonic()
     first = overrunning("sleepy", over)
     second = neighbour("sleepy", beside)
-    poll_until_over(overrunning, "sleepy", over, first)
-    poll_until_over(neighbour, "sleepy", beside, second)
-    assert over["sleepy_status"] == "failed"
-    assert over["sleepy_error"] == "the work took longer than its 2 s limit"
+    overran = poll_until_over(overrunning, "sleepy", over, first)
+    finished = poll_until_over(neighbour, "sleepy", beside, second)
+    assert overran["sleepy_status"] == "failed"
+    assert overran["sleepy_error"] == "the work took longer than its 2 s limit"
     assert time.monotonic() - started < 4.5  # ended at its timeout, not when it would have finished
-    assert (beside["sleepy_status"], beside["slept"]) == ("done", "1.5")
+    assert (finished["sleepy_status"], finished["slept"]) == ("done", "1.5")
 
 
 def test_every_job_of_a_killed_worker_is_answered_interrupted(
@@ -78,9 +83,8 @@ def test_every_job_of_a_killed_worker_is_answered_interrupted(
     assert pids == {pool.processes[0].pid}  # all eight in the one worker process
     kill_with_children(pool.processes[0].pid)
     for call, gate, answer in zip(calls, gates, answers, strict=True):
-        variables = {"gate": gate}
-        poll_until_over(call, "gated", variables, answer)
-        assert (variables["gated_status"], variables["gated_error"]) == ("failed", INTERRUPTED)
+        over = poll_until_over(call, "gated", {"gate": gate}, answer)
+        assert (over["gated_status"], over["gated_error"]) == ("failed", INTERRUPTED)
         assert runs(redis, gate) == 1
 
 
@@ -105,15 +109,14 @@ def test_sigterm_lets_running_jobs_finish_takes_no_new_one_and_a_second_signal_i
     open_gate(redis, gates[1])
     finished = [{"gate": gate} for gate in gates]
     for call, variables, answer in zip(calls[:2], finished[:2], answers[:2], strict=True):
-        poll_until_over(call, "gated", variables, answer)
-        assert variables["gated_status"] == "done"
+        assert poll_until_over(call, "gated", variables, answer)["gated_status"] == "done"
     assert worker.poll() is None  # two jobs still run: the worker waits for them
 
     time.sleep(1.1)  # a signal within a second of the first counts as the same one
     worker.send_signal(signal.SIGTERM)
     for call, variables, answer in zip(calls[2:], finished[2:], answers[2:], strict=True):
-        poll_until_over(call, "gated", variables, answer)
-        assert (variables["gated_status"], variables["gated_error"]) == ("failed", INTERRUPTED)
+        over = poll_until_over(call, "gated", variables, answer)
+        assert (over["gated_status"], over["gated_error"]) == ("failed", INTERRUPTED)
     assert worker.wait(timeout=10) == 0
     assert runs(redis, late_gate) == 0
     log = pool.log.read_text() if pool.log else ""
@@ -146,9 +149,7 @@ def test_a_handlers_concurrency_bounds_what_its_back_end_sees(
     variables = {"url": slow_backend, "seconds": "0.5"}
     answers = at_once(calls, "fragile", variables)
     for call, answer in zip(calls, answers, strict=True):
-        finished = dict(variables)
-        poll_until_over(call, "fragile", finished, answer)
-        assert finished["fragile_status"] == "done"
+        assert poll_until_over(call, "fragile", variables, answer)["fragile_status"] == "done"
     assert SlowBackend.most_in_flight == 2  # its SETTINGS say two at once, though six were waiting
 
 
@@ -164,8 +165,7 @@ def test_a_cpu_bound_handler_runs_beside_its_neighbours_without_stalling_them(
     for _ in range(5):
         assert napping("sleepy", {"seconds": "0.05"})["sleepy_status"] == "done"  # inline, within 0.5 s
     assert time.monotonic() - started < 2.5  # five calls answered while it computes
-    poll_until_over(crunching, "crunch", computed, answer)
-    assert computed["crunch_status"] == "done"
+    assert poll_until_over(crunching, "crunch", computed, answer)["crunch_status"] == "done"
 
 
 def test_a_handler_that_holds_the_event_loop_is_named_and_its_neighbours_are_not_reaped(
@@ -178,12 +178,9 @@ def test_a_handler_that_holds_the_event_loop_is_named_and_its_neighbours_are_not
     process_of(redis, gate)
     hogged = {"seconds": "7"}  # well past the 4 s heartbeat: only a heartbeat thread of its own survives it
     answer = hogging("hog", hogged)
-    poll_until_over(hogging, "hog", hogged, answer)
-    assert hogged["hog_status"] == "done"
+    assert poll_until_over(hogging, "hog", hogged, answer)["hog_status"] == "done"
     open_gate(redis, gate)
-    variables = {"gate": gate}
-    poll_until_over(neighbour, "gated", variables, waiting)
-    assert variables["gated_status"] == "done"  # not "interrupted"
+    assert poll_until_over(neighbour, "gated", {"gate": gate}, waiting)["gated_status"] == "done"  # not "interrupted"
     log = pool.log.read_text() if pool.log else ""
     assert "handler hog (job " in log
     assert 'should set SETTINGS["cpu_bound"] = True' in log

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from redis import Redis
+from redis.exceptions import RedisError
 from ruamel.yaml import YAML
 
 from flowhook.checks import redis_warnings
@@ -26,6 +27,7 @@ from flowhook.registry import discover
 from flowhook.settings import Settings
 from tests.conftest import ROOT
 from tests.test_e2e import stop_tree, wait_for_log
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -65,12 +67,22 @@ def test_every_service_is_restarted_when_it_dies_and_has_a_healthcheck() -> None
         assert service["healthcheck"]["test"][0] == "CMD", name
 
 
+def interpolated(value: object, shell: dict[str, str]) -> str:
+    """A compose value with ``${NAME:-default}`` filled in from the shell and .env, as compose does."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: shell.get(m[1], m[2]), str(value))
+
+
 def test_workers_scale_and_the_web_service_is_published_only_where_flowhook_publish_says() -> None:
     web, worker = services()["web"], services()["worker"]
     # `--scale worker=N` needs containers without a fixed name or host port.
     assert "container_name" not in worker
     assert "ports" not in worker
-    assert web["ports"] == ["${FLOWHOOK_PUBLISH:-127.0.0.1:8000}:8000"]  # loopback unless told otherwise
+    (published,) = web["ports"]
+    # On the host's loopback unless told otherwise, to the port the web service listens on.
+    address, host_port, container_port = interpolated(published, env_example()).split(":")
+    assert (address, host_port) == ("127.0.0.1", "8000")
+    assert container_port == str(web["environment"]["PORT"])
+    assert interpolated(published, {"FLOWHOOK_PUBLISH": "0.0.0.0:80"}) == f"0.0.0.0:80:{container_port}"
     assert web["image"] == worker["image"]  # one image: web and workers run the same handlers
     assert "build" in web
 
@@ -117,15 +129,9 @@ def compose_redis(tmp_path: Path) -> Iterator[Redis]:
         stdout=subprocess.DEVNULL,
     )
     client = Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except Exception:
-            assert time.monotonic() < deadline, "redis-server did not start with the compose options"
-            time.sleep(0.05)
+    wait_until(client.ping, 10, "redis-server did not start with the compose options", ignoring=(RedisError,))
     yield client
+    client.close()
     process.terminate()
     process.wait(10)
 
@@ -144,10 +150,7 @@ def compose_environment(service: str, redis: Redis, port: int) -> dict[str, str]
     # compose interpolates ${NAME:-default} from the shell and .env
     environment = {
         **base,
-        **{
-            name: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: base.get(m[1], m[2]), str(value))
-            for name, value in services()[service]["environment"].items()
-        },
+        **{name: interpolated(value, base) for name, value in services()[service]["environment"].items()},
     }
     environment["REDIS_URL"] = environment["REDIS_URL"].replace(
         "redis:6379", f"127.0.0.1:{redis.connection_pool.connection_kwargs['port']}"
@@ -161,16 +164,17 @@ def test_the_web_and_worker_commands_serve_with_the_compose_environment(compose_
     port = free_port()
     parts = {}
     for name in ("web", "worker"):
-        log = (tmp_path / f"{name}.log").open("wb")
-        parts[name] = subprocess.Popen(
-            services()[name]["command"],
-            cwd=ROOT,
-            env=compose_environment(name, compose_redis, port),
-            stdout=log,
-            stderr=log,
-        )
+        with (tmp_path / f"{name}.log").open("wb") as log:
+            parts[name] = subprocess.Popen(
+                services()[name]["command"],
+                cwd=ROOT,
+                env=compose_environment(name, compose_redis, port),
+                stdout=log,
+                stderr=log,
+            )
     try:
-        wait_for_log(tmp_path / "web.log", "Listening at")
+        # The container's every interface (FLOWHOOK_HOST in the compose environment), not loopback only.
+        wait_for_log(tmp_path / "web.log", f"Listening at: http://0.0.0.0:{port}")
         wait_for_log(tmp_path / "worker.log", "Listening on flowhook")
         url = f"http://127.0.0.1:{port}"
         assert requests.get(f"{url}/readyz", timeout=5).json() == {
@@ -199,10 +203,20 @@ def test_the_web_and_worker_commands_serve_with_the_compose_environment(compose_
     assert "keeps nothing on disk" not in logs
 
 
-def test_the_container_listens_on_every_interface_and_the_local_run_on_loopback() -> None:
-    assert "ENV FLOWHOOK_HOST=0.0.0.0" in (ROOT / "Dockerfile").read_text().splitlines()
-    assert services()["web"]["environment"]["FLOWHOOK_HOST"] == "0.0.0.0"
-    assert env_example()["FLOWHOOK_HOST"] == "127.0.0.1"
+def dockerfile_environment() -> dict[str, str]:
+    """What the Dockerfile's ENV instructions set for every process of the image."""
+    environment = {}
+    for instruction in (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines():
+        if instruction.startswith("ENV "):
+            pairs = (pair.partition("=") for pair in shlex.split(instruction.removeprefix("ENV ")))
+            environment.update({name: value for name, _, value in pairs})
+    return environment
+
+
+def test_the_image_listens_on_every_interface_and_a_local_run_on_loopback() -> None:
+    """Read as Flowhook reads its settings: the image's own environment, and `cp .env.example .env`."""
+    assert Settings.from_env(dockerfile_environment()).host == "0.0.0.0"
+    assert Settings.from_env(env_example()).host == "127.0.0.1"
 
 
 def test_local_settings_are_never_committed() -> None:

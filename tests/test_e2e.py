@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import requests
 from flowhook.dev.redis_server import free_port
 from flowhook.jobstore import INTERRUPTED
 from tests.conftest import ROOT
+from tests.waiting import poll_until_over, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +46,12 @@ class Service:
 
 def wait_for_log(log: Path, *needles: str, timeout: float = 30.0, times: int = 1) -> None:
     """Wait until every needle appears in the launcher's output (``times`` times or more)."""
-    deadline = time.monotonic() + timeout
-    while not all(log.read_text(errors="replace").count(needle) >= times for needle in needles):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not in the output within {timeout} s: {needles}\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
+    wait_until(
+        lambda: all(log.read_text(errors="replace").count(needle) >= times for needle in needles),
+        timeout,
+        lambda: f"not in the output: {needles}\n{log.read_text(errors='replace')}",
+        interval=0.1,
+    )
 
 
 def make_run_command(tmp_path: Path) -> list[str]:
@@ -107,6 +108,7 @@ def stop_tree(process: subprocess.Popen[bytes]) -> None:
     for leftover in alive:
         leftover.kill()
     psutil.wait_procs(alive, timeout=5)
+    process.wait(5)  # psutil has reaped it; this tells the Popen object (no ResourceWarning)
 
 
 def test_make_run_answers_inline_then_pending_then_polled_to_done(service: Service) -> None:
@@ -116,9 +118,7 @@ def test_make_run_answers_inline_then_pending_then_polled_to_done(service: Servi
     answer = service.call("sleep", {"seconds": "3"})
     assert answer["sleep_status"] == "pending"
     assert len(answer["sleep_job"]) == 32
-    deadline = time.monotonic() + 20
-    while answer["sleep_status"] == "pending" and time.monotonic() < deadline:
-        answer = service.call("sleep", {"seconds": "3", **answer})
+    answer = poll_until_over(service.call, "sleep", {"seconds": "3"}, answer, timeout=20)
     assert answer == {"slept": "3", "sleep_status": "done", "sleep_job": "", "sleep_error": ""}
 
     malformed = requests.post(f"{service.url}/webservice/echo", data=b"{", timeout=5)
@@ -141,11 +141,8 @@ def test_ctrl_c_stops_everything_and_keeps_redis_data(service: Service) -> None:
 def test_make_run_starts_a_worker_again_when_a_handler_ends_its_process(tmp_path: Path) -> None:
     settings = {"FLOWHOOK_HANDLERS": "tests.handlers", "FLOWHOOK_HEARTBEAT_TTL": "4"}
     with running_service(tmp_path, **settings) as service:  # one worker
-        answer = service.call("dying", {})
-        deadline = time.monotonic() + 60
-        while answer["dying_status"] == "pending":
-            assert time.monotonic() < deadline, answer
-            answer = service.call("dying", answer)
+        # The 4 s heartbeat and a poll's budget (5 s), and a few seconds for a loaded machine.
+        answer = poll_until_over(service.call, "dying", {}, timeout=15)
         assert (answer["dying_status"], answer["dying_error"]) == ("failed", INTERRUPTED)
         wait_for_log(service.log, "starting it again")
         assert service.call("kept", {})["kept_status"] == "done"  # the worker started again serves

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
@@ -52,9 +53,10 @@ def test_readyz_names_an_unavailable_redis() -> None:
     }
 
 
+@pytest.mark.slow  # waits out budgets for seconds
+@pytest.mark.workers  # starts a subprocess
 def test_an_evicting_redis_without_persistence_draws_both_warnings(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path, appendonly=False) as server:
-        client = Redis.from_url(server.url)
+    with EmbeddedRedis(tmp_path, appendonly=False) as server, Redis.from_url(server.url) as client:
         client.config_set("maxmemory-policy", "allkeys-lru")
         warnings = redis_warnings(client)
         assert len(warnings) == 2
@@ -71,5 +73,5 @@ def test_an_evicting_redis_without_persistence_draws_both_warnings(tmp_path: Pat
 
 
 def test_a_safe_redis_draws_no_warning(tmp_path: Path) -> None:
-    with EmbeddedRedis(tmp_path, appendonly=True) as server:
-        assert redis_warnings(Redis.from_url(server.url)) == []
+    with EmbeddedRedis(tmp_path, appendonly=True) as server, Redis.from_url(server.url) as client:
+        assert redis_warnings(client) == []

@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -20,6 +19,7 @@ from flowhook.dev.redis_server import free_port
 from tests.conftest import ROOT
 from tests.test_cli import developer_command as typed_command
 from tests.test_e2e import Service, make_run_command, make_run_environment, running_service, wait_for_log
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -146,13 +146,13 @@ def test_a_part_that_restarts_into_broken_code_stops_the_stack_until_the_fix_not
 
 def call_when_up(service: Service, handler: str, variables: dict[str, str], timeout: float = 20) -> dict[str, str]:
     """Call once the restarted web service answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return service.call(handler, variables)
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "the web service did not come back"
-            time.sleep(0.1)
+    return wait_until(
+        lambda: service.call(handler, variables),
+        timeout,
+        "the web service did not come back",
+        interval=0.1,
+        ignoring=(requests.ConnectionError,),
+    )
 
 
 def test_a_busy_port_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from flowhook.jobstore import INTERRUPTED
 from flowhook.settings import Settings
 from tests.conftest import ROOT, StartWorkers, WorkerPool
 from tests.test_e2e import stop_tree, wait_for_log
+from tests.waiting import poll_until_over
 
 # A value no metric and no log line may carry (personal data in a call's variables).
 SECRET = "ada.secret@example.org"
@@ -107,12 +107,13 @@ def poll_until_resolved(
     timeout: float = 30.0,
 ) -> dict[str, str]:
     """Poll a pending job until it is done or failed, tallying each poll's answer."""
-    deadline = time.monotonic() + timeout
-    while answer[f"{handler}_status"] == "pending":
-        assert time.monotonic() < deadline, f"{handler} still pending after {timeout} s"
-        answer = web.call(handler, instance, {**variables, f"{handler}_job": answer[f"{handler}_job"]})
-        tally[handler, "poll", answer[f"{handler}_status"]] += 1
-    return answer
+
+    def count(polled: dict[str, str]) -> None:
+        tally[handler, "poll", polled[f"{handler}_status"]] += 1
+
+    return poll_until_over(
+        lambda name, sent: web.call(name, instance, sent), handler, variables, answer, timeout=timeout, each=count
+    )
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -120,6 +121,7 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
+@pytest.mark.e2e  # gunicorn with two processes
 def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_workers(
     observed_stack: tuple[Web, WorkerPool],
 ) -> None:
@@ -218,6 +220,7 @@ def unserved_app(redis_url: str) -> Flask:
     )
 
 
+@pytest.mark.slow  # waits out budgets for seconds
 def test_queue_depth_and_the_oldest_jobs_age_without_workers(unserved_app: Flask) -> None:
     client = unserved_app.test_client()
     for number in range(3):
@@ -286,6 +289,7 @@ def test_the_alert_rules_and_the_dashboard_use_only_metrics_that_exist(unserved_
     assert used <= exported, used - exported
 
 
+@pytest.mark.workers  # starts a subprocess
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt-get install prometheus)")
 def test_promtool_accepts_the_alert_rules() -> None:
     checked = subprocess.run(

@@ -22,6 +22,7 @@ from rq import Queue
 
 from flowhook.dev.redis_server import EmbeddedRedis, free_port
 from flowhook.dispatch import UNAVAILABLE
+from tests import waiting
 from tests.conftest import WorkerPool
 from tests.test_e2e import stop_tree
 from tests.test_scale_out import post, start_web
@@ -87,11 +88,9 @@ def poll_until_over(
     url: str, handler: str, instance: str, answer: dict[str, str], within: float = 30
 ) -> dict[str, str]:
     """Poll as the flow's loop does until the answer is no longer pending."""
-    deadline = time.monotonic() + within
-    while answer[f"{handler}_status"] == "pending":
-        assert time.monotonic() < deadline, f"still pending after {within:g} s: {answer}"
-        answer = post(url, handler, instance, answer)
-    return answer
+    return waiting.poll_until_over(
+        lambda name, sent: post(url, name, instance, sent), handler, {}, answer, timeout=within
+    )
 
 
 def test_while_redis_is_away_calls_keep_trying_within_their_budget_and_polls_keep_their_job(tmp_path: Path) -> None:
@@ -122,14 +121,16 @@ def test_while_redis_is_away_calls_keep_trying_within_their_budget_and_polls_kee
         assert (poll["gated_status"], poll["gated_error"], poll["gated_job"]) == ("failed", UNAVAILABLE, "")
 
         stack.redis_server.start()  # same port, nothing kept: a new, empty Redis
-        deadline = time.monotonic() + 30
-        while (answer := post(url, "kept", "outage-4", {}))["kept_status"] != "done":
-            assert time.monotonic() < deadline, f"no recovery: {answer}"
-            time.sleep(0.2)
+        waiting.wait_until(
+            lambda: post(url, "kept", "outage-4", {})["kept_status"] == "done", 30, "no recovery", interval=0.2
+        )
         # The worker signs in again at its next heartbeat (every second): the new Redis forgot it.
-        while requests.get(f"{url}/readyz", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "the worker did not register again"
-            time.sleep(0.2)
+        waiting.wait_until(
+            lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 200,
+            5,
+            "the worker did not register again",
+            interval=0.2,
+        )
     finally:
         stop_stack(stack)
     # One line when Redis went away and one when it came back, not one per call.
@@ -269,10 +270,11 @@ def test_calls_waiting_on_a_killed_web_process_are_picked_up_through_another(tmp
         with ThreadPoolExecutor(len(gates)) as pool:
             calls = [pool.submit(post, stack.webs[0][1], "waiting", f"killed-{gate}", {"gate": gate}) for gate in gates]
             queue = Queue(f"{stack.workers.queue}.waiting", connection=stack.redis)
-            deadline = time.monotonic() + 10
-            while queue.count + queue.started_job_registry.count < len(gates):
-                assert time.monotonic() < deadline, "the calls did not start their jobs"
-                time.sleep(0.05)
+            waiting.wait_until(
+                lambda: queue.count + queue.started_job_registry.count >= len(gates),
+                10,
+                "the calls did not start their jobs",
+            )
             kill_tree(doomed)
             for call in calls:
                 with pytest.raises(requests.ConnectionError):

@@ -89,6 +89,7 @@ def test_the_app_does_not_start_with_a_broken_handler(redis_url: str) -> None:
         create_app({"REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.broken.no_handle"})
 
 
+@pytest.mark.workers  # starts a subprocess
 def test_a_worker_does_not_start_with_a_broken_handler(redis_url: str) -> None:
     environment = {**os.environ, "REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.broken.bad_settings"}
     finished = subprocess.run(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
+import pytest
 from redis import Redis
 
 from tests.conftest import CallFunction
+from tests.waiting import poll_until_over
 
 
 def poll_until_resolved(call: CallFunction, handler: str, variables: dict[str, str]) -> list[dict[str, str]]:
     """Call, then poll as the flow would, until the answer is not pending; returns every answer."""
-    answers = [call(handler, variables)]
-    deadline = time.monotonic() + 20
-    while answers[-1][f"{handler}_status"] == "pending" and time.monotonic() < deadline:
-        answers.append(call(handler, {**variables, **answers[-1]}))
+    answers: list[dict[str, str]] = []
+    poll_until_over(call, handler, variables, timeout=20, each=answers.append)
     return answers
 
 
@@ -33,6 +32,7 @@ def test_a_retryable_error_is_retried_and_polls_stay_pending_meanwhile(call: Cal
     assert int(redis.get(f"test:attempts:{key}") or 0) == 2
 
 
+@pytest.mark.slow  # waits out budgets for seconds
 def test_when_retries_are_used_up_the_call_fails(call: CallFunction, redis: Redis) -> None:
     key = uuid.uuid4().hex
     answers = poll_until_resolved(call, "flaky", {"key": key, "failures": "5"})

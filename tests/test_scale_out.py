@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from app import create_app
 from flowhook.dev.redis_server import EmbeddedRedis, free_port, redis_server_binary
 from tests.conftest import ROOT, WorkerPool, caller
 from tests.test_e2e import stop_tree, wait_for_log
+from tests.waiting import poll_until_over, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -104,15 +104,12 @@ def sentinel(tmp_path: Path) -> Iterator[tuple[str, Redis]]:
             [redis_server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL, cwd=tmp_path
         )
         client = Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.sentinel_get_master_addr_by_name("mymaster"):
-                    break
-            except Exception:
-                pass
-            assert time.monotonic() < deadline, "the sentinel did not start"
-            time.sleep(0.05)
+        wait_until(
+            lambda: client.sentinel_get_master_addr_by_name("mymaster"),
+            10,
+            "the sentinel did not start",
+            ignoring=(RedisError,),
+        )
         try:
             yield f"127.0.0.1:{port}", Redis.from_url(master.url)
         finally:
@@ -180,12 +177,10 @@ def test_a_call_rides_out_a_sentinel_failover(tmp_path: Path) -> None:
             assert pending["sleepy_status"] == "pending"
             Redis(port=master.port).wait(1, 2000)  # the job is on the replica too
             master.kill()
-            deadline = time.monotonic() + 30
-            answer = pending
-            while answer["sleepy_status"] == "pending":
-                assert answer["sleepy_job"] == pending["sleepy_job"]  # the same job, all along
-                assert time.monotonic() < deadline, f"still pending: {answer}"
-                answer = call("sleepy", {**variables, **answer})
+            answers = [pending]
+            answer = poll_until_over(call, "sleepy", variables, pending, each=answers.append)
+            # the same job, all along
+            assert {seen["sleepy_job"] for seen in answers[:-1]} == {pending["sleepy_job"]}
             assert (answer["sleepy_status"], answer["slept"]) == ("done", "1.5")
         finally:
             workers.stop()
@@ -195,14 +190,10 @@ def test_a_call_rides_out_a_sentinel_failover(tmp_path: Path) -> None:
 
 def wait_until_replicated(replica: Redis, sentinel: Redis, timeout: float = 10) -> None:
     """Until the replica follows its master and the Sentinel knows them both."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            linked = replica.info("replication").get("master_link_status") == "up"
-            known = bool(sentinel.sentinel_get_master_addr_by_name("mymaster"))
-            if linked and known and sentinel.sentinel_slaves("mymaster"):
-                return
-        except RedisError:
-            pass
-        assert time.monotonic() < deadline, "the replica or the Sentinel did not start"
-        time.sleep(0.1)
+
+    def replicated() -> bool:
+        linked = replica.info("replication").get("master_link_status") == "up"
+        known = bool(sentinel.sentinel_get_master_addr_by_name("mymaster"))
+        return linked and known and bool(sentinel.sentinel_slaves("mymaster"))
+
+    wait_until(replicated, timeout, "the replica or the Sentinel did not start", interval=0.1, ignoring=(RedisError,))

@@ -96,8 +96,24 @@ def test_a_handler_with_tokens_of_its_own_takes_only_those(locked: Flask) -> Non
     assert client.post("/webservice/typed", json=call, headers={"Authorization": f"Bearer {ORDERS}"}).status_code == 200
 
 
-def test_health_endpoints_need_no_token(locked: Flask) -> None:
-    assert locked.test_client().get("/healthz").status_code == 200
+def test_health_metrics_and_the_document_need_no_token(locked: Flask) -> None:
+    """Load balancers, Prometheus and API tools call these without LoyJoy's token; calls still need it."""
+    client = locked.test_client()
+    assert (client.get("/healthz").status_code, client.get("/healthz").json) == (200, {"status": "ok"})
+    ready = client.get("/readyz")
+    assert ready.status_code == 200  # the session's workers serve the test handlers
+    assert ready.json is not None
+    assert ready.json["ready"] is True
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "flowhook_redis_up 1.0" in metrics.get_data(as_text=True)
+    document = client.get("/openapi.json")
+    assert document.status_code == 200
+    assert document.json is not None
+    assert "/webservice/quick" in document.json["paths"]
+    # The document tells API tools how to present a token where one is needed.
+    assert set(document.json["components"]["securitySchemes"]) == {"bearer", "basic", "token"}
+    assert client.post("/webservice/quick", json=body()).status_code == 401
 
 
 def raw(client: FlaskClient, data: bytes) -> tuple[int, str]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import signal
-import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,15 +14,9 @@ from redis import Redis
 from app import create_app
 from tests.conftest import WorkerPool, caller
 from tests.test_scale_out import post, start_web
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_sigterm_to_the_web_service_lets_calls_in_flight_answer(
@@ -34,7 +26,7 @@ def test_sigterm_to_the_web_service_lets_calls_in_flight_answer(
     gate = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=1) as pool:
         in_flight = pool.submit(post, url, "gated", "shutdown-1", {"gate": gate})  # waits its 1 s budget
-        wait_until(lambda: redis.exists(f"test:runs:{gate}"))  # the call is in the web service now
+        wait_until(lambda: redis.exists(f"test:runs:{gate}"), 10, "the call did not start its job", interval=0.01)
         web.send_signal(signal.SIGTERM)
         answer = in_flight.result(timeout=20)
     assert answer["gated_status"] == "pending"  # answered, not cut off

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
@@ -45,7 +46,7 @@ def test_fast_work_is_answered_done_inline(call: CallFunction, instance: str) ->
 def test_slow_work_turns_pending_and_a_poll_gets_the_result(call: CallFunction, redis: Redis) -> None:
     started = time.monotonic()
     first = call("gated", {"gate": "g1"})
-    assert 0.9 < time.monotonic() - started < 3  # waited its 1 s budget, no longer
+    assert 0.9 < time.monotonic() - started < 2  # waited its 1 s budget, no longer (a second's margin)
     assert first["gated_status"] == "pending"
     assert first["gated_progress"] == "waiting for the gate"
     assert len(first["gated_job"]) == 32
@@ -69,6 +70,7 @@ def test_a_poll_is_woken_by_the_result_not_by_its_budget(call: CallFunction, red
     assert time.monotonic() - started < 0.8  # the budget is 1 s
 
 
+@pytest.mark.slow  # waits out budgets for seconds
 def test_a_poll_that_times_out_stays_pending_and_starts_nothing(call: CallFunction, redis: Redis) -> None:
     pending = call("gated", {"gate": "g3"})
     again = call("gated", {"gate": "g3", **pending})
@@ -114,6 +116,7 @@ def test_a_done_job_leaves_no_mark_of_rq_maintenance_behind(call: CallFunction, 
     assert redis.llen(queue.intermediate_queue_key) == 0
 
 
+@pytest.mark.slow  # waits out budgets for seconds
 def test_a_resent_call_attaches_to_the_running_job(call: CallFunction, redis: Redis) -> None:
     first = call("gated", {"gate": "g5"})
     # The resend differs only in variables that are not gated's input, including its own status.
@@ -142,6 +145,7 @@ def test_concurrent_identical_calls_run_the_work_once(client: FlaskClient, insta
     assert runs(redis, "g6") == 1
 
 
+@pytest.mark.slow  # waits out budgets for seconds
 def test_different_input_is_different_work(call: CallFunction, redis: Redis) -> None:
     first = call("gated", {"gate": "g7a"})
     second = call("gated", {"gate": "g7b"})
