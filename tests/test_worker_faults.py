@@ -23,7 +23,7 @@ from tests.test_worker_path import open_gate, runs
 from tests.waiting import poll_until_over, wait_until
 from workers.__main__ import main as start_worker
 
-# The README's promise: within FLOWHOOK_HEARTBEAT_TTL (20 s) of a worker's death, its job's next
+# The promise (docs/operations.md): within FLOWHOOK_HEARTBEAT_TTL (20 s) of a worker's death, its job's next
 # poll answers "interrupted". The next poll may come a budget (5 s) after the heartbeat expired;
 # a few seconds more for a loaded machine.
 HEARTBEAT_TTL = 20.0
