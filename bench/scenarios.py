@@ -179,8 +179,9 @@ def alternate(
 def web_path(stack: Stack, plan: Plan, *, on_separate_cores: bool = False) -> list[Target]:
     """Scenario 1: echo inline (web mode) against a bare Flask view.
 
-    ``on_separate_cores``: both servers on one core and the load generator on another (``taskset``), so that
-    they do not compete for a core; None of that when the machine has fewer than two cores.
+    ``on_separate_cores``: both servers on one core and the load generator on another
+    (``taskset``), so that they do not compete for a core; no targets at all when this process may
+    use fewer than two cores or taskset is missing.
     """
     cores = separate_cores() if on_separate_cores else None
     if on_separate_cores and cores is None:
