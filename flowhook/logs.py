@@ -182,7 +182,7 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]  # gunicorn is u
         try:
             getters = self._atoms_used()
             line = _Line(self, resp, req, environ, request_time)
-            atoms = {}
+            atoms = _Atoms()
             for name, get in getters:
                 value = get(line)
                 if value is ABSENT:
@@ -193,6 +193,13 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]  # gunicorn is u
             self.access_log.info(self._format, atoms)
         except Exception:
             self.error(traceback.format_exc())
+
+
+class _Atoms(dict[str, Any]):
+    """The line's atoms; one the format names but the pattern above did not find is written `-`."""
+
+    def __missing__(self, key: str) -> str:
+        return "-"
 
 
 class _Line(NamedTuple):
