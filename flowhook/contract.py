@@ -20,6 +20,12 @@ PENDING = "pending"
 FAILED = "failed"
 INVALID = "invalid"
 
+# Flowhook's own reasons in <h>_error (a handler's come from its HandlerError), the same whichever
+# side of the queue finds them: a flow may show them or branch on them.
+UNAVAILABLE = "the service is temporarily unavailable; try again"
+UNKNOWN_JOB = "unknown or expired job; start again"
+INTERRUPTED = "the work was interrupted (its worker stopped); start again"
+
 # The whole name, and nothing after it: `$` alone would let a name end in a newline ("abc\n").
 # Callers use fullmatch; \A and \Z keep `match` exact for any caller that does not.
 VARIABLE_NAME = re.compile(r"\A[A-Za-z0-9_]+\Z")

@@ -17,6 +17,8 @@ from flowhook.contract import (
     FAILED,
     INVALID,
     PENDING,
+    UNAVAILABLE,
+    UNKNOWN_JOB,
     Envelope,
     Limits,
     Outcome,
@@ -26,13 +28,12 @@ from flowhook.contract import (
 )
 from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.inline import InlineRunner, OverrunError
-from flowhook.jobstore import UNKNOWN_JOB, JobStore, new_job_id
+from flowhook.jobstore import JobStore, new_job_id
 from flowhook.outage import Outage
 from flowhook.registry import WEB, Handler, Registry
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = "the service is temporarily unavailable; try again"
 # Seconds past the budget an overrun inline attempt's hand-over to a worker may take while Redis
 # is away: the call still answers well inside LoyJoy's patience.
 HAND_OVER_GRACE = 0.5

@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 from flowhook import defaults, jobfigures, keys, logs, metrics
 from flowhook.call import payload_of
 from flowhook.connection import HandlerQueue, handler_queue
-from flowhook.contract import DONE, FAILED, PENDING, Envelope, Outcome
+from flowhook.contract import DONE, FAILED, INTERRUPTED, PENDING, UNKNOWN_JOB, Envelope, Outcome
 from flowhook.dedupe import fingerprint_of
 from flowhook.registry import Handler
 from flowhook.settings import Settings
@@ -32,8 +32,6 @@ JOB_FUNCTION = "workers.job.run_handler"
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: no trailing newline slips through
 # Job statuses (as stored in Redis) of work that may still produce a result.
 UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)}
-UNKNOWN_JOB = "unknown or expired job; start again"
-INTERRUPTED = "the work was interrupted (its worker stopped); start again"
 # Failure records RQ writes itself when a job's process is gone, not when the job raised.
 _PROCESS_GONE = (
     "AbandonedJobError",

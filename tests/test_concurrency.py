@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from flowhook.jobstore import INTERRUPTED
+from flowhook.contract import INTERRUPTED
 from tests.conftest import CallFunction, SlowBackend, StartWorkers, WorkerPool
 from tests.test_e2e import wait_for_log
 from tests.test_worker_faults import flow, kill_with_children, process_of

@@ -15,8 +15,8 @@ import psutil
 import pytest
 import requests
 
+from flowhook.contract import INTERRUPTED
 from flowhook.dev.redis_server import free_port
-from flowhook.jobstore import INTERRUPTED
 from tests.conftest import ROOT
 from tests.waiting import poll_until_over, wait_until
 

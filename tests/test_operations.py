@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from flowhook import logs
+from flowhook.contract import INTERRUPTED
 from flowhook.dev.redis_server import free_port
-from flowhook.jobstore import INTERRUPTED
 from flowhook.settings import Settings
 from tests.conftest import ROOT, StartWorkers, WorkerPool
 from tests.test_e2e import stop_tree, wait_for_log

@@ -20,8 +20,8 @@ import requests
 from redis import Redis
 from rq import Queue
 
+from flowhook.contract import UNAVAILABLE
 from flowhook.dev.redis_server import EmbeddedRedis, free_port
-from flowhook.dispatch import UNAVAILABLE
 from tests import waiting
 from tests.conftest import WorkerPool
 from tests.test_e2e import stop_tree

@@ -17,7 +17,7 @@ from rq import Queue, Worker
 from app import create_app
 from flowhook import defaults
 from flowhook.connection import HandlerQueue
-from flowhook.jobstore import INTERRUPTED
+from flowhook.contract import INTERRUPTED
 from tests.conftest import CallFunction, StartWorkers, WorkerPool, caller
 from tests.test_worker_path import open_gate, runs
 from tests.waiting import poll_until_over, wait_until

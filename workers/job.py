@@ -16,11 +16,10 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from flowhook.call import make_call
-from flowhook.contract import failure_reason
+from flowhook.contract import INTERRUPTED, failure_reason
 from flowhook.dedupe import release
 from flowhook.exceptions import HandlerError, JobInterrupted, RetryableError
 from flowhook.jobfigures import observed
-from flowhook.jobstore import INTERRUPTED
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 
