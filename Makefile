@@ -13,7 +13,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 # `make` alone lists the targets; it starts nothing.
 .DEFAULT_GOAL := help
 
-.PHONY: help run test test-fast lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+.PHONY: help run test test-fast install lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
 
 help:  ## list the targets with what each does (the default: `make` alone)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -63,6 +63,8 @@ wrk:  ## install the load generator (Debian's package) when running as root
 	else \
 		echo "make bench needs wrk: sudo apt-get install wrk (or your system's package)"; exit 1; \
 	fi
+
+install: $(VENV)/.installed  ## only create .venv with everything: the service, make run's tools, pytest, ruff, mypy
 
 lint: $(VENV)/.installed  ## apply ruff's fixes and its formatting
 	$(BIN)/ruff check --fix .

@@ -119,7 +119,8 @@ def forget_command(process_instance_id: str) -> None:
         raise click.ClickException(f"cannot reach Redis at {_without_password(settings.redis_url)}: {error}") from None
     click.echo(f"deleted {jobs} jobs and {len(counters)} rate-limit counters of {process_instance_id}")
     if running:
-        click.echo(f"{running} jobs are running: run forget again once they end (at most their job timeout)")
+        jobs_are = "1 job is" if running == 1 else f"{running} jobs are"
+        click.echo(f"{jobs_are} running: run forget again once they end (at most their job timeout)")
         sys.exit(1)
 
 

@@ -292,12 +292,14 @@ def example_workers(redis_url: str, order_api: str, tmp_path_factory: pytest.Tem
 
 
 @pytest.fixture
-def app(redis_url: str, test_workers: WorkerPool) -> Flask:
+def app(redis_url: str, test_workers: WorkerPool, tmp_path: Path) -> Flask:
     """The app serving the test-only handlers, with its own workers."""
     return create_app(
         {
             "TESTING": True,
             "REDIS_URL": redis_url,
+            # Never the developer's own `make run`, which may be serving from this folder.
+            "FLOWHOOK_STATE_FILE": str(tmp_path / "run.json"),
             "FLOWHOOK_HANDLERS": test_workers.handlers_package,
             "FLOWHOOK_QUEUE": test_workers.queue,
         }
@@ -305,12 +307,13 @@ def app(redis_url: str, test_workers: WorkerPool) -> Flask:
 
 
 @pytest.fixture
-def example_app(redis_url: str, example_workers: WorkerPool) -> Flask:
+def example_app(redis_url: str, example_workers: WorkerPool, tmp_path: Path) -> Flask:
     """The app serving the example handlers, with a short budget so `sleep` turns pending fast."""
     return create_app(
         {
             "TESTING": True,
             "REDIS_URL": redis_url,
+            "FLOWHOOK_STATE_FILE": str(tmp_path / "run.json"),
             "FLOWHOOK_HANDLERS": example_workers.handlers_package,
             "FLOWHOOK_QUEUE": example_workers.queue,
             "FLOWHOOK_BUDGET": "1",

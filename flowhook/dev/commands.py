@@ -65,7 +65,7 @@ def new_command(name: str, handlers_dir: Path | None, tests_dir: Path | None) ->
     bin_dir = _relative(Path(sys.executable).parent)
     click.echo("`make run` serves it as soon as it is saved (it reloads on change); then try it and test it:")
     click.echo(f"  {bin_dir}/flask --app app call {name} --var name=Ada")
-    installed = "" if (bin_dir / "pytest").exists() else "   (pytest comes with `make test`)"
+    installed = "" if (bin_dir / "pytest").exists() else "   (pytest comes with `make install`)"
     click.echo(f"  {bin_dir}/pytest {_relative(test_file)}{installed}")
 
 

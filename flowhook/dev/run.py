@@ -255,8 +255,10 @@ class Supervisor:
             still = "the last good version keeps serving" if self.stack is not None else "nothing serves"
             say(self.environment, f"not reloaded, {still}; fix it and save", error=True)
             return
-        self._stop_stack()
+        # Said first: honcho's own "SIGINT received ... sending SIGTERM" lines follow, and would
+        # otherwise read as if someone had pressed Ctrl-C.
         say(self.environment, f"restarting web and workers: serving {handlers}")
+        self._stop_stack()
         self._start()
 
 
