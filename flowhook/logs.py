@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
@@ -56,6 +56,8 @@ JSON_KEPT = frozenset(
 # Where a call's path names an unknown handler, the name is cut here (it is the caller's text).
 MAX_LOGGED_NAME = 100
 
+# The environ key of a request's trace id (flowhook/webservice.py's RequestIds sets it).
+TRACE_KEY = "flowhook.trace"
 # The job a worker runs in this greenlet or thread: its handler, id and trace id.
 _job: ContextVar[dict[str, str] | None] = ContextVar("flowhook_job", default=None)
 
@@ -63,7 +65,7 @@ _job: ContextVar[dict[str, str] | None] = ContextVar("flowhook_job", default=Non
 def current_trace() -> str | None:
     """The trace id of the call being answered or of the job being run here, if any."""
     if has_request_context():
-        trace: str | None = g.get("trace_id")
+        trace: str | None = request.environ.get(TRACE_KEY)
         return trace
     job = _job.get()
     return job.get("trace") if job else None
@@ -92,7 +94,7 @@ class CallContext(logging.Filter):
                 if not hasattr(record, name):
                     setattr(record, name, value)
         elif has_request_context() and not hasattr(record, "trace"):
-            trace = g.get("trace_id")
+            trace = request.environ.get(TRACE_KEY)
             if trace:
                 record.trace = trace
         return True

@@ -6,9 +6,10 @@ import logging
 import os
 import re
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Request, Response, abort, g, request
+from flask import Blueprint, Flask, Request, abort, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
@@ -17,7 +18,10 @@ from flowhook.auth import authorized, presented_token
 from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value, parse_envelope
 from flowhook.extension import current_flowhook
 from flowhook.jobstore import JOB_ID
-from flowhook.logs import JOB_KEY, OUTCOME_KEY
+from flowhook.logs import JOB_KEY, OUTCOME_KEY, TRACE_KEY
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ TRACE_ID = re.compile(r"[0-9a-fA-F]{16,32}")
 def call(name: str) -> tuple[dict[str, Any], int]:
     """Answer one WebService call with the handler's status variables."""
     started = time.monotonic()
+    metrics.new_call()  # no path noted yet: a keep-alive connection serves several calls in one greenlet
     flowhook = current_flowhook()
     dispatcher = flowhook.dispatcher
     settings = flowhook.settings
@@ -60,7 +65,7 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     if settings.metrics:
         metrics.observe_call(handler, envelope, outcome, started)  # flowhook/metrics.py: counts and latency
     if outcome.status in (FAILED, INVALID):
-        log.info("handler=%s trace=%s %s: %s", handler.name, g.trace_id, outcome.status, outcome.error)
+        log.info("handler=%s trace=%s %s: %s", handler.name, req.environ[TRACE_KEY], outcome.status, outcome.error)
     # Read by the access log line (gunicorn.conf.py): one line per call with its outcome, and the
     # job a poll asked about even once the answer no longer names it, to match the worker's lines.
     polled = flow_value(envelope.variables.get(handler.job_variable))
@@ -69,21 +74,29 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     return answer(handler.namespace, outcome), 200
 
 
-def _start_request() -> None:
-    """Give the request an id for its log lines (LoyJoy's X-B3-TraceId, or one of its own); no metrics path yet."""
-    metrics.new_call()
-    sent = request.headers.get("X-B3-TraceId", "")
-    g.trace_id = sent if TRACE_ID.fullmatch(sent) else os.urandom(8).hex()
+class RequestIds:
+    """WSGI middleware: every request gets a trace id for its log lines, and every answer names it.
 
+    The id is LoyJoy's X-B3-TraceId, or one of Flowhook's own; the answer says it in X-Request-Id,
+    errors included. A middleware rather than Flask request hooks: the hooks cost every call more.
+    """
 
-def _answer_trace(response: Response) -> Response:
-    """Answer the id (X-Request-Id), for the access log line and for whoever debugs the call."""
-    response.headers["X-Request-Id"] = g.get("trace_id", "-")
-    return response
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        sent = environ.get("HTTP_X_B3_TRACEID", "")
+        trace = sent if TRACE_ID.fullmatch(sent) else os.urandom(8).hex()
+        environ[TRACE_KEY] = trace
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(("X-Request-Id", trace))
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 def init_app(app: Flask) -> None:
     """Serve the endpoint, and give every request a trace id."""
-    app.before_request(_start_request)
-    app.after_request(_answer_trace)
     app.register_blueprint(bp)
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
