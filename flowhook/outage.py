@@ -33,22 +33,28 @@ class Outage:
 
     def __init__(self, log: logging.Logger) -> None:
         self.log = log
-        # Set and read by greenlets and by the worker's heartbeat thread without a lock: at worst
-        # two of them both log the same change, which is cheaper than a lock on every command.
-        self.since: float | None = None
+        # When the outage began, under one key. Greenlets and the worker's native heartbeat thread
+        # note failures at once: ``setdefault`` and ``pop`` on a dict are atomic under the GIL, so
+        # exactly one of them logs each change, without a lock on every command.
+        self._began: dict[str, float] = {}
+
+    @property
+    def since(self) -> float | None:
+        """When (monotonic) this process found Redis away; None while it answers."""
+        return self._began.get("since")
 
     def lost(self, error: RedisError) -> None:
         """Note a failed Redis command; the first of an outage is logged."""
-        if self.since is None:
-            self.since = time.monotonic()
+        now = time.monotonic()
+        if self._began.setdefault("since", now) is now:
             self.log.warning("Redis unavailable: %s; trying again until it is back", error)
 
     def back(self) -> None:
         """Note a Redis command that worked; the first after an outage is logged."""
-        since = self.since
-        if since is not None:
-            self.since = None
-            self.log.info("Redis back after %.1f s away", time.monotonic() - since)
+        if self._began:
+            since = self._began.pop("since", None)
+            if since is not None:
+                self.log.info("Redis back after %.1f s away", time.monotonic() - since)
 
     def away_for(self) -> float:
         """Seconds since Redis went away; 0 while it answers."""

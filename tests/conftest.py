@@ -248,7 +248,7 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            # A worker a test killed leaves its scheduler process behind; it is in the worker's group.
+            # A scheduler still starting when its worker was killed may outlive it; it is in the group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
 

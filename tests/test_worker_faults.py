@@ -22,6 +22,7 @@ from tests.conftest import CallFunction, StartWorkers, WorkerPool, caller
 from tests.test_worker_path import open_gate, runs
 from tests.waiting import poll_until_over, wait_until
 from workers.__main__ import main as start_worker
+from workers.classes import SimpleWorker
 
 # The promise (docs/operations.md): within FLOWHOOK_HEARTBEAT_TTL (20 s) of a worker's death, its job's next
 # poll answers "interrupted". The next poll may come a budget (5 s) after the heartbeat expired;
@@ -175,6 +176,40 @@ def test_a_worker_restarted_in_its_container_starts_under_its_killed_predecessor
         )
         killed.register_birth()  # and then it was killed: it never registered its death
         assert start_worker(["--burst"]) == 0
+
+
+def test_a_workers_scheduler_is_a_process_of_its_own_that_ends_with_its_worker(start_workers: StartWorkers) -> None:
+    """Not a fork of the worker (which ran the worker's greenlets, and took jobs, after an outage);
+    and not an orphan holding the scheduler locks when its worker is killed."""
+    pool = start_workers(1)
+    worker = psutil.Process(pool.processes[0].pid)
+    scheduler = wait_until(
+        lambda: next((child for child in worker.children() if "workers.scheduler" in child.cmdline()), None),
+        10,
+        "the worker started no scheduler",
+    )
+    assert scheduler.cmdline()[1:4] == ["-m", "workers.scheduler", f"--worker={worker.pid}"]
+    worker.kill()
+    gone, _ = psutil.wait_procs([scheduler], timeout=10)
+    assert gone, "the scheduler outlived its killed worker"
+
+
+def test_a_worker_forgotten_by_redis_signs_in_again_though_its_job_heartbeat_wrote_first(redis: Redis) -> None:
+    """After a Redis restart, the job heartbeat thread may renew the worker's record before the
+    worker notices it is gone: a record with no birth. The worker must still sign in again."""
+    queue = Queue(f"forgotten-{uuid.uuid4().hex[:8]}", connection=redis)
+    worker = SimpleWorker([queue], connection=redis)
+    redis.hset(worker.key, "last_heartbeat", "2026-01-01T00:00:00.000000Z")  # as a job's beat leaves it
+    redis.expire(worker.key, 60)
+    try:
+        worker.heartbeat()
+        assert redis.hexists(worker.key, "birth")
+        assert worker.key.encode() in redis.smembers(f"rq:workers:{queue.name}")
+        assert redis.ttl(worker.key) > 0
+    finally:
+        redis.delete(worker.key)
+        redis.srem("rq:workers", worker.key)
+        redis.srem(f"rq:workers:{queue.name}", worker.key)
 
 
 def test_a_job_taken_but_never_started_is_queued_again_and_runs(redis_url: str, redis: Redis, tmp_path: Path) -> None:

@@ -55,8 +55,9 @@ def serve(settings: Settings, burst: bool) -> int:
     from flowhook import defaults, logs
     from flowhook.checks import warn_about_redis
     from flowhook.connection import HandlerQueue, connect, handler_queue
-    from workers.base import RoutineChores, SchedulerOutage
+    from workers.base import RoutineChores
     from workers.job import current_registry
+    from workers.scheduler import SchedulerOutage
 
     try:
         # Import every handler now: a broken module stops the worker at start, not mid-job,

@@ -15,17 +15,22 @@ from types import TracebackType
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
+from redis.client import Pipeline, PubSub, PubSubWorkerThread
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from rq import worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
 from rq.job import Job, Retry
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
+from rq.utils import now
 from rq.worker.base import BaseWorker
 
 from flowhook import defaults
 from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.outage import Outage
+from workers.scheduler import SeparateScheduler
 
 
 class RoutineChores(logging.Filter):
@@ -34,21 +39,6 @@ class RoutineChores(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith("Worker %s: cleaning registries"):
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
-
-
-class SchedulerOutage(logging.Filter):
-    """Turns the traceback RQ's scheduler logs when it loses Redis into one line: it is started again."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            isinstance(record.msg, str)
-            and record.msg.startswith("Scheduler [PID %s] raised an exception")
-            and "redis.exceptions." in str(record.args[-1] if isinstance(record.args, tuple) else "")
-        ):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "Scheduler [PID %s] lost Redis; the worker starts it again once Redis is back"
-            record.args = record.args[:1] if isinstance(record.args, tuple) else ()
         return True
 
 
@@ -103,8 +93,7 @@ class FlowhookWorker(BaseWorker):
                 registered = beat.execute()[0]
             if not registered:
                 self.log.warning("Redis had forgotten worker %s: registering it again", self.name)
-                self.connection.delete(self.key)  # the record the heartbeat just began
-                self.register_birth()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+                self.register_again()
         except RedisError as error:
             self.outage.lost(error)
         else:
@@ -112,6 +101,58 @@ class FlowhookWorker(BaseWorker):
                 # A reply lost in the outage may have left a job taken but unstarted: look soon.
                 self.last_cleaned_at = None
             self.outage.back()
+
+    def register_again(self) -> None:
+        """Write the worker's record and queue memberships anew, whatever record is there now.
+
+        RQ's ``register_birth`` refuses while a record without ``death`` exists, and one always
+        does here: this heartbeat began it, and the job heartbeat thread renews it at any moment.
+        Its writes, without that check, in one transaction.
+        """
+        with self.connection.pipeline() as pipe:
+            pipe.delete(self.key)
+            self.birth_date = self.last_heartbeat = now()
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: PubSub, pubsub_thread: PubSubWorkerThread) -> None:
+        """RQ's, but a lost connection is part of the outage the worker logs once, not an ERROR each 2 s."""
+        if not isinstance(exc, RedisConnectionError):
+            super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
+            return
+        self.outage.lost(exc)
+        time.sleep(1.0)  # redis-py subscribes again once it reconnects
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's, with the scheduler in a process of its own rather than a fork (workers/scheduler.py)."""
+        self.scheduler = SeparateScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+        if not self.scheduler.acquired_locks:
+            return  # another worker's scheduler has them; this one tries again at its maintenance
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+        finally:
+            self.scheduler.release_locks()  # type: ignore[no-untyped-call]  # RQ's is unannotated
+            self.scheduler.register_death()
 
     def run_maintenance_tasks(self) -> None:
         """RQ's maintenance; tried again at the next chance when Redis is away."""
