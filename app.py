@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flowhook import cli, extension, health, http_errors, monitoring, openapi, ratelimit, webservice
+from flowhook import answers, cli, extension, health, http_errors, monitoring, openapi, ratelimit, webservice
 from flowhook.connection import connect
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
@@ -52,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
         redis_url_given=bool(environ.get("REDIS_URL")),
     )
     extension.init_app(app, flowhook)
+    answers.init_app(app)
     http_errors.init_app(app)
     cli.init_app(app)
     health.init_app(app)

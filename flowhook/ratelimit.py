@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
@@ -16,9 +17,11 @@ from flowhook.settings import Settings
 def conversation() -> str:
     """The rate-limit key of a call: its conversation, as the body names it."""
     try:
-        body = request.get_json(silent=True)  # the view parses strictly; this only needs the id
-    except (HTTPException, RecursionError):
-        body = None  # too large or absurdly deep: the view answers 413 or 400 for it
+        # The view reads the same body again (kept in the environ) and parses it strictly; this
+        # only needs the id.
+        body = json.loads(webservice.call_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"]))
+    except (HTTPException, ValueError, RecursionError):
+        body = None  # not JSON, too large, chunked or absurdly deep: the view answers 400 or 413
     instance = body.get("process_instance_id") if isinstance(body, dict) else None
     return f"conversation:{conversation_digest(str(instance))}"
 
