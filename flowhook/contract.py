@@ -37,7 +37,9 @@ _NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_]*")
 STATUS_SUFFIXES = ("_status", "_job", "_error", "_progress")
 
 
-@dataclass(frozen=True)
+# Envelope and Outcome are made for every call and never change after: slotted, not frozen, whose
+# __init__ costs five times less (a frozen one sets each field through object.__setattr__).
+@dataclass(slots=True)
 class Envelope:
     """One WebService call as LoyJoy sent it, ids normalised to strings."""
 
@@ -47,7 +49,7 @@ class Envelope:
     variables: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """What became of a call's work, before it is written as status variables."""
 

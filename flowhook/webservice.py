@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import time
 from collections.abc import Iterable
@@ -36,7 +36,7 @@ BODY_KEY = "flowhook.body"
 
 
 @bp.post("/webservice/<name>")
-def call(name: str) -> tuple[dict[str, Any], int]:
+def call(name: str) -> dict[str, Any]:
     """Answer one WebService call with the handler's status variables."""
     started = time.monotonic()
     metrics.new_call()  # no path noted yet: a keep-alive connection serves several calls in one greenlet
@@ -53,7 +53,8 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     handler = dispatcher.registry.get(name)
     if handler is None:
         abort(404, description=f"no handler named {name[:100]!r}")
-    if not req.is_json:
+    # The plain type is taken as it is; any other (with a charset, say) is parsed by werkzeug.
+    if req.environ.get("CONTENT_TYPE") != "application/json" and not req.is_json:
         abort(415, description="send the call as Content-Type: application/json")
     try:
         envelope = parse_envelope(call_body(req.environ, settings.max_body_bytes), dispatcher.limits)
@@ -71,7 +72,7 @@ def call(name: str) -> tuple[dict[str, Any], int]:
     polled = flow_value(envelope.variables.get(handler.job_variable))
     req.environ[OUTCOME_KEY] = outcome.status
     req.environ[JOB_KEY] = outcome.job_id or (polled if JOB_ID.fullmatch(polled) else "-")
-    return answer(handler.namespace, outcome), 200
+    return answer(handler.namespace, outcome)
 
 
 def call_body(environ: WSGIEnvironment, max_length: int) -> bytes:
@@ -113,7 +114,8 @@ class RequestIds:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         sent = environ.get("HTTP_X_B3_TRACEID", "")
-        trace = sent if TRACE_ID.fullmatch(sent) else os.urandom(8).hex()
+        # A request id needs to be unique, not secret: no system call for it.
+        trace = sent if TRACE_ID.fullmatch(sent) else f"{random.getrandbits(64):016x}"
         environ[TRACE_KEY] = trace
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
