@@ -96,7 +96,13 @@ class Network:
             )
 
     def remove(self) -> None:
-        """Delete the namespaces; their veth pairs, the host's end included, go with them."""
+        """Delete the host's end of the wiring, then the namespaces with the rest of it.
+
+        The host's end first, and by name: the kernel tears down a deleted namespace's devices in
+        the background, so the next scenario of the same run (same names) met it still there.
+        """
+        if self.created:
+            subprocess.run([tool("ip"), "link", "del", self.host_interface], check=False, capture_output=True)
         for name in reversed(self.created):
             subprocess.run([tool("ip"), "netns", "del", name], check=False, capture_output=True)
         self.created.clear()
