@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from flowhook import webservice
+from flowhook.extension import current_flowhook
 from flowhook.settings import Settings
 
 
 def conversation() -> str:
     """The rate-limit key of a call: its conversation, as the body names it."""
-    try:
-        # The view reads the same body again (kept in the environ) and parses it strictly; this
-        # only needs the id.
-        body = json.loads(webservice.call_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"]))
-    except (HTTPException, ValueError, RecursionError):
-        body = None  # not JSON, too large, chunked or absurdly deep: the view answers 400 or 413
+    body = None  # not JSON, too large, chunked or absurdly deep: the view answers 400, 413 or 415
+    if request.is_json:
+        with contextlib.suppress(HTTPException, ValueError, RecursionError):
+            # The view reads the same body (kept in the environ) and parses it strictly; this only
+            # needs the id.
+            body = json.loads(webservice.call_body(request.environ, current_flowhook().settings.max_body_bytes))
     instance = body.get("process_instance_id") if isinstance(body, dict) else None
     return f"conversation:{conversation_digest(str(instance))}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import time
@@ -31,6 +32,10 @@ bp = Blueprint("webservice", __name__)
 CHALLENGE = WWWAuthenticate("bearer", {"realm": "flowhook"})
 # LoyJoy's trace id (B3: 16 or 32 hex digits); anything else is not logged as one.
 TRACE_ID = re.compile(r"[0-9a-fA-F]{16,32}")
+# Request ids, from a generator of Flowhook's own (a handler may seed the module's), seeded anew in
+# every forked process (gunicorn's workers).
+_request_ids = random.Random()  # noqa: S311 - an id must be unique, not secret
+os.register_at_fork(after_in_child=_request_ids.seed)
 # Where the call's body is kept once read (call_body), for the view and the rate limiter alike.
 BODY_KEY = "flowhook.body"
 
@@ -80,10 +85,12 @@ def call_body(environ: WSGIEnvironment, max_length: int) -> bytes:
 
     Read straight from ``wsgi.input``: werkzeug's stream wrappers cost every call more. As werkzeug
     does, a Content-Length over ``max_length`` is refused before anything is read, and a body
-    without one is empty.
+    without one is empty. Read so, the input is spent: ``request.get_data()`` would find nothing
+    after it; read the body through this function.
 
     Raises:
-        BadRequest: a chunked body without Content-Length: it could be endless, and is not read.
+        BadRequest: a chunked body without Content-Length (it could be endless, and is not read),
+            or a body shorter than its Content-Length.
         RequestEntityTooLarge: a Content-Length over ``max_length``.
     """
     body: bytes | None = environ.get(BODY_KEY)
@@ -98,6 +105,8 @@ def call_body(environ: WSGIEnvironment, max_length: int) -> bytes:
         raise RequestEntityTooLarge()
     else:
         body = environ["wsgi.input"].read(length)
+        if len(body) < length:
+            raise BadRequest("the body ended before its Content-Length (the client went away?)")
     environ[BODY_KEY] = body
     return body
 
@@ -115,7 +124,7 @@ class RequestIds:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         sent = environ.get("HTTP_X_B3_TRACEID", "")
         # A request id needs to be unique, not secret: no system call for it.
-        trace = sent if TRACE_ID.fullmatch(sent) else f"{random.getrandbits(64):016x}"
+        trace = sent if TRACE_ID.fullmatch(sent) else f"{_request_ids.getrandbits(64):016x}"
         environ[TRACE_KEY] = trace
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import uuid
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,20 @@ def test_too_many_variables_is_413(client: FlaskClient) -> None:
     variables = ", ".join(f'"v{number}": "1"' for number in range(501))
     status, message = raw(client, ('{"process_instance_id": "a", "variables": {' + variables + "}}").encode())
     assert (status, message) == (413, "more than 500 variables")
+
+
+def test_a_body_shorter_than_its_content_length_is_400_not_a_cut_call(client: FlaskClient) -> None:
+    """A client that went away mid-body: its prefix may be valid JSON, but it is not the call."""
+    whole = b'{"process_instance_id": "a"}'
+    response = client.post(
+        "/webservice/quick",
+        input_stream=io.BytesIO(whole),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(len(whole) + 10)},
+    )
+    assert response.status_code == 400
+    assert response.json is not None
+    assert "ended before its Content-Length" in response.json["error"]["message"]
 
 
 def test_a_conversation_over_its_rate_limit_gets_429_and_others_go_on(redis_url: str, test_workers: WorkerPool) -> None:

@@ -194,19 +194,32 @@ def test_a_workers_scheduler_is_a_process_of_its_own_that_ends_with_its_worker(s
     assert gone, "the scheduler outlived its killed worker"
 
 
-def test_a_worker_forgotten_by_redis_signs_in_again_though_its_job_heartbeat_wrote_first(redis: Redis) -> None:
-    """After a Redis restart, the job heartbeat thread may renew the worker's record before the
-    worker notices it is gone: a record with no birth. The worker must still sign in again."""
+def test_a_worker_forgotten_by_redis_signs_in_again_though_its_job_heartbeat_writes_meanwhile(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a Redis restart the job heartbeat thread renews the worker's record at any moment,
+    leaving a record with no birth; the worker must still sign in again (RQ's register_birth
+    refuses while such a record is there)."""
     queue = Queue(f"forgotten-{uuid.uuid4().hex[:8]}", connection=redis)
     worker = SimpleWorker([queue], connection=redis)
-    redis.hset(worker.key, "last_heartbeat", "2026-01-01T00:00:00.000000Z")  # as a job's beat leaves it
+    beat = "2026-01-01T00:00:00.000000Z"  # the heartbeat a job's beat writes
+    redis.hset(worker.key, "last_heartbeat", beat)
     redis.expire(worker.key, 60)
+    delete = redis.delete
+
+    def delete_as_a_beat_comes(*names: str) -> int:
+        deleted = delete(*names)
+        redis.hset(worker.key, "last_heartbeat", beat)  # the heartbeat thread, right after any delete
+        return deleted
+
+    monkeypatch.setattr(redis, "delete", delete_as_a_beat_comes)
     try:
         worker.heartbeat()
         assert redis.hexists(worker.key, "birth")
         assert worker.key.encode() in redis.smembers(f"rq:workers:{queue.name}")
         assert redis.ttl(worker.key) > 0
     finally:
+        monkeypatch.undo()
         redis.delete(worker.key)
         redis.srem("rq:workers", worker.key)
         redis.srem(f"rq:workers:{queue.name}", worker.key)

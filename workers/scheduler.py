@@ -56,8 +56,8 @@ class SchedulerProcess:
 
     @property
     def pid(self) -> int:
-        """The scheduler's process id."""
-        return self.popen.pid
+        """The scheduler's process id; 0 once it has ended (RQ then sends it no signal: the id may be reused)."""
+        return self.popen.pid if self.popen.returncode is None else 0
 
     def is_alive(self) -> bool:
         """Whether the scheduler still runs (it ends when it loses Redis; the worker starts another)."""
@@ -75,7 +75,7 @@ class SeparateScheduler(RQScheduler):
         """Start ``python -m workers.scheduler`` under this scheduler's name, which holds the locks."""
         self._status = self.Status.STARTED
         command = [sys.executable, "-m", "workers.scheduler", f"--worker={os.getpid()}", f"--name={self.name}"]
-        command.extend(sorted(self._queue_names))
+        command.extend(["--", *sorted(self._queue_names)])
         process = SchedulerProcess(subprocess.Popen(command))
         self._process = process  # type: ignore[assignment]  # RQ's is a Process; this has what RQ uses
         return process
@@ -92,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     logs.configure(settings)
     logging.getLogger("rq.scheduler").addFilter(SchedulerOutage())
-    scheduler = RQScheduler(args.queues, connection=connect(settings), serializer=JSONSerializer, name=args.name)
+    scheduler = RQScheduler(
+        args.queues,
+        connection=connect(settings),
+        logging_level=settings.log_level,
+        serializer=JSONSerializer,
+        name=args.name,
+    )
     try:
         run(scheduler)
     except RedisError:
