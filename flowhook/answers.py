@@ -2,7 +2,8 @@
 
 Flask's JSON provider can be replaced, and orjson serializes an answer in a tenth of the time
 of the standard library (about 8 µs less CPU per call, measured in docs/benchmarks.md). Answers are
-compact, in the order the view built them, with a final newline as Flask's own. Request bodies are
+compact, in the order the view built them, with a final newline as Flask's own; a NaN is written
+``null`` (Flask wrote ``NaN``, which is not JSON). Request bodies are
 not parsed here: the WebService call has a stricter parser of its own (flowhook/contract.py).
 """
 
