@@ -117,10 +117,13 @@ def forget_command(process_instance_id: str) -> None:
             connection.delete(*counters)
     except RedisError as error:
         raise click.ClickException(f"cannot reach Redis at {_without_password(settings.redis_url)}: {error}") from None
-    click.echo(f"deleted {jobs} jobs and {len(counters)} rate-limit counters of {process_instance_id}")
+    click.echo(
+        f"deleted {_count(jobs, 'job')} and {_count(len(counters), 'rate-limit counter')} of {process_instance_id}"
+    )
     if running:
         jobs_are = "1 job is" if running == 1 else f"{running} jobs are"
-        click.echo(f"{jobs_are} running: run forget again once they end (at most their job timeout)")
+        it_ends = "it ends" if running == 1 else "they end"
+        click.echo(f"{jobs_are} running: run forget again once {it_ends} (at most their job timeout)")
         sys.exit(1)
 
 
@@ -217,3 +220,8 @@ def init_app(app: Flask) -> None:
         from flowhook.dev import commands  # noqa: PLC0415 - development only
 
         commands.init_app(app)
+
+
+def _count(number: int, thing: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"

@@ -56,7 +56,9 @@ def test_forget_deletes_everything_of_one_conversation(
     first = runner.invoke(args=["forget", instance])
 
     assert first.exit_code == 1  # one job was still running: not everything is gone yet
-    assert first.output.startswith(f"deleted 1 jobs and 1 rate-limit counters of {instance}\n1 job is running")
+    assert first.output.startswith(
+        f"deleted 1 job and 1 rate-limit counter of {instance}\n1 job is running: run forget again once it ends"
+    )
     assert not redis.exists(f"rq:job:{finished}", f"rq:results:{finished}")
     assert not redis.keys(f"LIMITS:*conversation:{conversation_digest(instance)}*")
     redis.rpush(f"test:gate:{gate}", "open")
