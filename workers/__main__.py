@@ -57,7 +57,6 @@ def serve(settings: Settings, burst: bool) -> int:
     from flowhook.connection import HandlerQueue, connect, handler_queue
     from workers.base import RoutineChores
     from workers.job import current_registry
-    from workers.scheduler import SchedulerOutage
 
     try:
         # Import every handler now: a broken module stops the worker at start, not mid-job,
@@ -68,7 +67,6 @@ def serve(settings: Settings, burst: bool) -> int:
         return 2
     logs.configure(settings)  # text, or JSON with FLOWHOOK_LOG_FORMAT=json
     logging.getLogger("rq.worker").addFilter(RoutineChores())
-    logging.getLogger("rq.scheduler").addFilter(SchedulerOutage())
     for warning in unknown_setting_warnings():
         logging.getLogger(__name__).warning(warning)
     # The pool waits for jobs on a client of its own: every other command fails within 0.8 s. The
