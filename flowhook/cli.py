@@ -14,7 +14,7 @@ import dataclasses
 import importlib.util
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +30,8 @@ from rq.results import Result
 
 from flowhook.connection import connect
 from flowhook.extension import current_flowhook
-from flowhook.health import longest_silence
 from flowhook.jobstore import JOB_ID, JobStore, owner_of
+from flowhook.liveness import fresh_workers
 from flowhook.ratelimit import conversation_digest
 from flowhook.settings import Settings
 
@@ -178,13 +178,13 @@ def jobs_command(limit: int) -> None:
     try:
         _require_flowhook_data(connection, settings)
         serializer = JobStore.serializer
-        fresh_since = datetime.now(UTC) - timedelta(seconds=longest_silence(settings))
-        workers = [
-            worker
-            for worker in Worker.all(connection=connection)
-            if worker.last_heartbeat is not None and worker.last_heartbeat > fresh_since
-        ]
-        click.echo(f"Redis {_without_password(settings.redis_url)}: {len(workers)} live workers")
+        workers = Worker.all(connection=connection)
+        alive = fresh_workers(connection, [worker.key for worker in workers], settings)
+        live = sorted((worker for worker in workers if worker.key in alive), key=lambda worker: worker.name)
+        click.echo(f"Redis {_without_password(settings.redis_url)}: {_count(len(live), 'live worker')}")
+        for worker in live:
+            running = [execution.job_id for execution in worker.get_current_executions()]
+            click.echo(f"  {worker.name}  {worker.get_state()}  running {len(running)}: {' '.join(running) or '-'}")
         for queue in sorted(Queue.all(connection=connection, serializer=serializer), key=lambda q: q.name):
             click.echo(click.style(queue.name, bold=True))
             sections = (

@@ -25,6 +25,7 @@ INVALID = "invalid"
 UNAVAILABLE = "the service is temporarily unavailable; try again"
 UNKNOWN_JOB = "unknown or expired job; start again"
 INTERRUPTED = "the work was interrupted (its worker stopped); start again"
+STOPPED = "the work was stopped by an operator; start again"
 
 # The whole name, and nothing after it: `$` alone would let a name end in a newline ("abc\n").
 # Callers use fullmatch; \A and \Z keep `match` exact for any caller that does not.

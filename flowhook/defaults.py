@@ -72,6 +72,9 @@ WORKER_SILENCE = 10
 
 # How long a job may run in a worker before it is stopped and answered `failed`.
 JOB_TIMEOUT = 180
+# A job that ends early (its timeout, an operator's stop, a cold stop) gives its handler this long
+# (seconds) to unwind; a handler still running then is left detached and its job answered anyway.
+JOB_END_GRACE = 3.0
 # How long a job may wait in the queue for a free worker before it expires.
 QUEUE_TTL = 600
 # How long results (and failures) are kept for polls to pick up.

@@ -30,8 +30,21 @@ class RetryableError(HandlerError):
     """
 
 
-class JobInterrupted(BaseException):
-    """Raised in a running job when its worker stops at once (a second SIGTERM or Ctrl-C).
+class JobEnded(BaseException):
+    """Raised into a running handler to end its job early.
 
-    A ``BaseException``, so that a handler's ``except Exception`` cannot swallow it.
+    A ``BaseException``, as Celery's gevent pool and dramatiq raise theirs: a handler's
+    ``except Exception`` (a retry loop, say) cannot keep a job past it.
     """
+
+
+class JobTimedOut(JobEnded):
+    """The job ran past its ``job_timeout``."""
+
+
+class JobInterrupted(JobEnded):
+    """The job's worker stops at once (a second SIGTERM or Ctrl-C)."""
+
+
+class JobStopped(JobEnded):
+    """An operator stopped the job (RQ's ``send_stop_job_command``)."""

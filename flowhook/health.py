@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, Flask
 from redis.exceptions import RedisError
-from rq.utils import now, utcparse
-from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from flowhook import defaults
+from flowhook import liveness
 from flowhook.dispatch import Dispatcher
 from flowhook.extension import current_flowhook
-from flowhook.settings import Settings
 
 bp = Blueprint("health", __name__)
 
@@ -48,34 +44,14 @@ def readyz() -> tuple[dict[str, Any], int]:
 
 
 def live_workers(dispatcher: Dispatcher) -> dict[str, set[str]]:
-    """The workers with a fresh heartbeat that listen on each handler's queue, by handler.
-
-    RQ keeps a dead worker's registration until its key expires (a minute and a half). A worker
-    heartbeats every second while it waits for jobs, and every quarter of ``FLOWHOOK_HEARTBEAT_TTL``
-    (5 s) while it runs them: one silent for twice that is dead, or cut off from Redis.
+    """The live workers (flowhook/liveness.py) that listen on each handler's queue, by handler.
 
     Raises:
         RedisError: when Redis cannot be reached.
     """
-    connection = dispatcher.store.connection
-    names = list(dispatcher.registry)
-    with connection.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.smembers(WORKERS_BY_QUEUE_KEY % dispatcher.store.queue(name).name)
-        listening = cast(list[set[bytes]], pipe.execute())
-    keys = sorted(set().union(*listening))
-    with connection.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.hget(key, "last_heartbeat")
-        beats = cast(list[bytes | None], pipe.execute())
-    fresh_since = now() - timedelta(seconds=longest_silence(dispatcher.store.settings))
-    alive = {key for key, beat in zip(keys, beats, strict=True) if beat and utcparse(beat.decode()) > fresh_since}
-    return {name: {key.decode() for key in members & alive} for name, members in zip(names, listening, strict=True)}
-
-
-def longest_silence(settings: Settings) -> float:
-    """Seconds without a heartbeat after which a worker counts as gone (dead, or cut off from Redis)."""
-    return max(defaults.WORKER_SILENCE, settings.heartbeat_ttl / 2)
+    store = dispatcher.store
+    queues = {name: store.queue(name).name for name in dispatcher.registry}
+    return liveness.live_workers(store.connection, queues, store.settings)
 
 
 def init_app(app: Flask) -> None:

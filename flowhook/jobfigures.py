@@ -25,10 +25,9 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
-from rq.timeouts import JobTimeoutException
 
 from flowhook import keys, logs
-from flowhook.exceptions import JobInterrupted
+from flowhook.exceptions import JobEnded, JobTimedOut
 from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,11 +148,11 @@ def observed(run: Callable[[str, dict[str, Any]], dict[str, str]]) -> Callable[[
                 variables = run(handler_name, payload)
                 ended = DONE
                 return variables
-            except JobInterrupted:
-                ended = INTERRUPTED
-                raise
-            except JobTimeoutException:
+            except JobTimedOut:
                 ended = TIMED_OUT
+                raise
+            except JobEnded:  # a cold stop, or an operator's
+                ended = INTERRUPTED
                 raise
             except Exception:
                 # run_handler left retries only for a RetryableError; RQ runs the job again.

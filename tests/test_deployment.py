@@ -175,7 +175,7 @@ def test_the_web_and_worker_commands_serve_with_the_compose_environment(compose_
     try:
         # The container's every interface (FLOWHOOK_HOST in the compose environment), not loopback only.
         wait_for_log(tmp_path / "web.log", f"Listening at: http://0.0.0.0:{port}")
-        wait_for_log(tmp_path / "worker.log", "Listening on flowhook")
+        wait_for_log(tmp_path / "worker.log", "listening on flowhook")
         url = f"http://127.0.0.1:{port}"
         assert requests.get(f"{url}/readyz", timeout=5).json() == {
             "ready": True,

@@ -86,7 +86,7 @@ def running_service(tmp_path: Path, **settings: str) -> Iterator[Service]:
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for_log(log, "Listening at", "Listening on flowhook")
+        wait_for_log(log, "Listening at", "listening on flowhook")
         yield Service(process, f"http://127.0.0.1:{port}", log, tmp_path / "redis", tmp_path / "run.json")
     finally:
         stop_tree(process)

@@ -116,7 +116,7 @@ def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_la
 
         write_handler(package, "2", "nickname")  # a new schema (checked by the web) and a new result
         wait_for_log(service.log, "restarting web and workers")
-        wait_for_log(service.log, "Listening at", "Listening on flowhook", times=2)
+        wait_for_log(service.log, "Listening at", "listening on flowhook", times=2)
         answers = [call_when_up(service, "greet", {"nickname": "Ada"}) for _ in range(6)]
         assert [(a["greet_status"], a.get("version")) for a in answers] == [("done", "2")] * 6
         assert service.call("greet", {"name": "Ada"})["greet_status"] == "invalid"  # the web has the new schema

@@ -2,8 +2,11 @@
 
 It serves every handler's queue with the class ``FLOWHOOK_WORKER_CLASS`` names: ``pool`` (many jobs
 at once, the default), ``simple`` or ``fork`` (one at a time). ``python -m workers --check`` is the
-container healthcheck: it succeeds while a worker of this host is registered in Redis with a
-fresh heartbeat.
+container healthcheck: it succeeds while a worker of this host is alive, by the one definition of a
+live worker (flowhook/liveness.py: a heartbeat in the last 10 s), as ``/readyz`` counts them.
+
+Beside itself the worker starts RQ's scheduler as ``python -m workers.scheduler``, which ends with
+it (workers/scheduler.py).
 
 Nothing that opens sockets or threads is imported at the top of this module: the ``pool`` class
 needs gevent to patch the process first, before RQ, redis-py and the handlers' own libraries.
@@ -16,6 +19,7 @@ import importlib
 import logging
 import os
 import socket
+import subprocess
 import sys
 from typing import Any
 
@@ -55,8 +59,8 @@ def serve(settings: Settings, burst: bool) -> int:
     from flowhook import defaults, logs
     from flowhook.checks import warn_about_redis
     from flowhook.connection import HandlerQueue, connect, handler_queue
-    from workers.base import RoutineChores
     from workers.job import current_registry
+    from workers.scheduler import Scheduler
 
     try:
         # Import every handler now: a broken module stops the worker at start, not mid-job,
@@ -66,7 +70,6 @@ def serve(settings: Settings, burst: bool) -> int:
         print(f"flowhook worker: {error}", file=sys.stderr)
         return 2
     logs.configure(settings)  # text, or JSON with FLOWHOOK_LOG_FORMAT=json
-    logging.getLogger("rq.worker").addFilter(RoutineChores())
     for warning in unknown_setting_warnings():
         logging.getLogger(__name__).warning(warning)
     # The pool waits for jobs on a client of its own: every other command fails within 0.8 s. The
@@ -107,32 +110,43 @@ def serve(settings: Settings, burst: bool) -> int:
         if settings.worker_class == "pool"
         else ", ".join(handlers),
     )
-    worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    # RQ's own INFO lines repeat Flowhook's (workers/base.py): shown when debugging.
+    rq_logging_level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    if burst:
+        Scheduler(worker.queue_names(), connection).once()
+        worker.work(burst=True, logging_level=rq_logging_level)
+        return 0
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "workers.scheduler", f"--worker={os.getpid()}", "--", *worker.queue_names()]
+    )
+    try:
+        worker.work(logging_level=rq_logging_level)
+    finally:
+        scheduler.terminate()
+        scheduler.wait()
     return 0
 
 
 def check(settings: Settings) -> int:
-    """0 when a worker of this host listens on the queues with a fresh heartbeat, else 1."""
+    """0 when a worker of this host is alive (a fresh heartbeat), else 1."""
     from redis.exceptions import RedisError
-    from rq import Worker
+    from rq.worker_registration import get_keys
 
     from flowhook.connection import connect
+    from flowhook.liveness import fresh_workers
 
-    host = socket.gethostname()
+    own = f"rq:worker:{socket.gethostname()}."
+    connection = connect(settings)
     try:
-        names = [
-            worker.name
-            for worker in Worker.all(connection=connect(settings))
-            if any(queue.name.startswith(f"{settings.queue_name}.") for queue in worker.queues)
-        ]
+        registered = [key.decode() if isinstance(key, bytes) else key for key in get_keys(connection=connection)]
+        alive = sorted(fresh_workers(connection, [key for key in registered if key.startswith(own)], settings))
     except RedisError as error:
         print(f"flowhook worker check: Redis unavailable: {error}", file=sys.stderr)
         return 1
-    alive = [name for name in names if name.startswith(f"{host}.")]
     if not alive:
-        print(f"flowhook worker check: no live worker of host {host}", file=sys.stderr)
+        print(f"flowhook worker check: no live worker of host {socket.gethostname()}", file=sys.stderr)
         return 1
-    print(f"flowhook worker check: alive: {', '.join(alive)}")
+    print(f"flowhook worker check: alive: {', '.join(key.removeprefix('rq:worker:') for key in alive)}")
     return 0
 
 

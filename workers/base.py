@@ -3,6 +3,10 @@
 A worker never quits over Redis. While Redis is away it tries again every second, logs the outage
 once (and its end once), and holds a finished job's outcome until it can write it: a handler that
 finished is answered with what it returned, not "interrupted", and is not run again.
+
+Flowhook's own lines go to the ``flowhook.worker`` logger. RQ's loggers (``rq.worker``, ``rq.job``)
+log at WARNING unless ``FLOWHOOK_LOG_LEVEL=DEBUG``: their INFO lines (two per job, one per queue's
+registry clean-up every 15 s) repeat what Flowhook's line per job says.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from redis import Redis
 from redis.client import Pipeline, PubSub, PubSubWorkerThread
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -28,18 +31,11 @@ from rq.utils import now
 from rq.worker.base import BaseWorker
 
 from flowhook import defaults
-from flowhook.exceptions import HandlerError, RetryableError
+from flowhook.contract import STOPPED
+from flowhook.exceptions import HandlerError, JobEnded, RetryableError
 from flowhook.outage import Outage
-from workers.scheduler import SeparateScheduler
 
-
-class RoutineChores(logging.Filter):
-    """Keeps RQ's line per registry clean-up (every 15 s per handler's queue, busy or not) to DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith("Worker %s: cleaning registries"):
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
+log = logging.getLogger("flowhook.worker")
 
 
 class FlowhookWorker(BaseWorker):
@@ -58,7 +54,7 @@ class FlowhookWorker(BaseWorker):
 
     def __init__(self, *args: Any, heartbeat_ttl: int = defaults.HEARTBEAT_TTL, **kwargs: Any) -> None:
         self.heartbeat_ttl = heartbeat_ttl
-        self.outage = Outage(logging.getLogger("rq.worker"))
+        self.outage = Outage(log)
         # RQ's fork worker beats for its work horse at this interval; Flowhook's Heartbeat too.
         kwargs["job_monitoring_interval"] = max(1, heartbeat_ttl // 4)
         super().__init__(*args, **kwargs)
@@ -68,12 +64,28 @@ class FlowhookWorker(BaseWorker):
         """How long one wait for a job blocks: short, so that a worker never waits long on a silent Redis."""
         return defaults.DEQUEUE_BLOCK
 
-    def _set_connection(self, connection: Redis) -> Redis:
-        """Keep the connection's own timeouts (RQ lengthens them to outlast a 15 s wait for a job)."""
-        return connection
+    @property
+    def connection_timeout(self) -> int:
+        """0: RQ keeps the read timeout of the connection it is given.
 
-    def get_heartbeat_ttl(self, job: Job) -> int:
-        """How long a job's registry entry lives without a heartbeat."""
+        RQ lengthens a shorter one to outlast its wait for a job; the connections Flowhook opens
+        carry their own (flowhook/connection.py): short for every command, so that a Redis that
+        hangs is noticed in a second, and longer by just the wait on the client that waits.
+        """
+        return 0
+
+    def bootstrap(
+        self,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's start (registration, the command channel), then Flowhook's line that the worker is ready."""
+        super().bootstrap(logging_level, date_format, log_format)
+        log.info("Worker %s: listening on %s", self.name, ", ".join(self.queue_names()))
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long a job's registry entry lives without a heartbeat: beats come every quarter of it."""
         return self.heartbeat_ttl
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
@@ -92,7 +104,7 @@ class FlowhookWorker(BaseWorker):
                 super().heartbeat(timeout, beat)
                 registered = beat.execute()[0]
             if not registered:
-                self.log.warning("Redis had forgotten worker %s: registering it again", self.name)
+                log.warning("Redis had forgotten worker %s: registering it again", self.name)
                 self.register_again()
         except RedisError as error:
             self.outage.lost(error)
@@ -124,35 +136,6 @@ class FlowhookWorker(BaseWorker):
             return
         self.outage.lost(exc)
         time.sleep(1.0)  # redis-py subscribes again once it reconnects
-
-    def _start_scheduler(
-        self,
-        burst: bool = False,
-        logging_level: str | None = "INFO",
-        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
-        log_format: str = DEFAULT_LOGGING_FORMAT,
-    ) -> None:
-        """RQ's, with the scheduler in a process of its own rather than a fork (workers/scheduler.py)."""
-        self.scheduler = SeparateScheduler(
-            self.queues,
-            connection=self.connection,
-            logging_level=logging_level if logging_level is not None else self.log.level,
-            date_format=date_format,
-            log_format=log_format,
-            serializer=self.serializer,
-        )
-        self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # RQ's is unannotated
-        if not self.scheduler.acquired_locks:
-            return  # another worker's scheduler has them; this one tries again at its maintenance
-        if not burst:
-            self.scheduler.start()
-            return
-        try:
-            self.scheduler.register_birth()
-            self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # RQ's is unannotated
-        finally:
-            self.scheduler.release_locks()  # type: ignore[no-untyped-call]  # RQ's is unannotated
-            self.scheduler.register_death()
 
     def run_maintenance_tasks(self) -> None:
         """RQ's maintenance; tried again at the next chance when Redis is away."""
@@ -186,11 +169,13 @@ class FlowhookWorker(BaseWorker):
         service; its message is written for the flow, so it may be logged.
         """
         if isinstance(error, RetryableError):
-            self.log.warning(
+            log.warning(
                 "job %s (%s): %s: %s; tried again if it has retries left", job.id, job.description, kind.__name__, error
             )
         elif isinstance(error, HandlerError):
-            self.log.info("job %s (%s): failed: %s: %s", job.id, job.description, kind.__name__, error)
+            log.info("job %s (%s): failed: %s: %s", job.id, job.description, kind.__name__, error)
+        elif isinstance(error, JobEnded):
+            log.warning("job %s (%s): ended early: %s: %s", job.id, job.description, kind.__name__, error)
         else:
             super().handle_exception(job, kind, error, trace)
 
@@ -199,10 +184,12 @@ class FlowhookWorker(BaseWorker):
         note = super().handle_execution_ended
         self.hold(lambda: note(job, queue, heartbeat_ttl))
 
-    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
         """RQ's writing of a job's result, held while Redis is away."""
         write = super().handle_job_success
-        self.hold(lambda: write(job, queue, started_job_registry))
+        self.hold(lambda: write(job, queue, started_job_registry, execution))
 
     def handle_job_retry(
         self, job: Job, queue: Queue, retry: Retry, started_job_registry: StartedJobRegistry, execution: Execution
@@ -212,12 +199,23 @@ class FlowhookWorker(BaseWorker):
         self.hold(lambda: schedule(job, queue, retry, started_job_registry, execution))
 
     def handle_job_failure(
-        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry | None = None, exc_string: str = ""
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: StartedJobRegistry | None = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
     ) -> None:
-        """RQ's writing of a job's failure, once Redis answers (RQ's own logs and drops a failed write)."""
+        """RQ's writing of a job's failure, once Redis answers (RQ's own logs and drops a failed write).
+
+        A job an operator stopped is recorded as RQ records one: ``stopped``, not ``failed``.
+        """
         with contextlib.suppress(RedisError):  # past the hold, RQ's own try is all there is
             self.hold(self.connection.ping)
-        super().handle_job_failure(job, queue, started_job_registry, exc_string)
+        if job.meta.get("error") == STOPPED:
+            # Read by RQ's handle_job_failure below, with no switch to another job in between.
+            self._stopped_job_id = job.id
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
 
     def hold(self, write: Callable[[], object]) -> None:
         """Write, and while Redis is away try again, up to the job heartbeat's TTL.
@@ -234,4 +232,4 @@ class FlowhookWorker(BaseWorker):
         try:
             super().execute_job(job, queue)
         except RedisError as error:
-            self.log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)
+            log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)

@@ -13,15 +13,15 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
-from rq.timeouts import JobTimeoutException
 
 from flowhook.call import make_call
-from flowhook.contract import INTERRUPTED, failure_reason
+from flowhook.contract import INTERRUPTED, STOPPED, failure_reason
 from flowhook.dedupe import release
-from flowhook.exceptions import HandlerError, JobInterrupted, RetryableError
+from flowhook.exceptions import HandlerError, JobEnded, JobInterrupted, JobStopped, RetryableError
 from flowhook.jobfigures import observed
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
+from workers.timeouts import run_handler_code
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,19 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
             deadline=time.monotonic() + (job.timeout or handler.settings.job_timeout),
             report_progress=functools.partial(_save_progress, job),
         )
-        variables = handler.run(call)
-    except JobInterrupted:
-        # The worker is stopping at once: the work may be tried again (its retries), else it failed.
-        _note_failure(job, INTERRUPTED)
+        variables = run_handler_code(handler.run, call)
+    except JobEnded as ending:
+        # A cold stop may be tried again (its retries); a timeout or an operator's stop is final.
+        if not isinstance(ending, JobInterrupted):
+            job.retries_left = 0
+        _note_failure(job, _ending_reason(job, ending))
         raise
     except Exception as error:
         if not isinstance(error, RetryableError):
             job.retries_left = 0  # only a RetryableError is worth another attempt
-        _note_failure(job, _timeout_reason(job) if isinstance(error, JobTimeoutException) else failure_reason(error))
-        if isinstance(error, HandlerError | JobTimeoutException) or current_settings().log_values:
-            raise  # messages meant for the flow, or RQ's own, or logging values was switched on
+        _note_failure(job, failure_reason(error))
+        if isinstance(error, HandlerError) or current_settings().log_values:
+            raise  # messages meant for the flow, or logging values was switched on
         # RQ logs and stores the traceback: keep its frames, which help, but not the message,
         # which may hold the call's personal data (`ValueError: cannot parse john@example.org`).
         hidden = HandlerFailedError(f"{type(error).__name__} (message hidden; FLOWHOOK_LOG_VALUES=true shows it)")
@@ -85,8 +87,12 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     return variables
 
 
-def _timeout_reason(job: Job) -> str:
-    """What the flow sees in ``<h>_error`` when RQ stopped the job at its timeout."""
+def _ending_reason(job: Job, ending: JobEnded) -> str:
+    """What the flow sees in ``<h>_error`` when its job was ended early."""
+    if isinstance(ending, JobInterrupted):
+        return INTERRUPTED
+    if isinstance(ending, JobStopped):
+        return STOPPED
     return f"the work took longer than its {job.timeout} s limit"
 
 

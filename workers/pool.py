@@ -5,13 +5,15 @@ as gunicorn's gevent worker runs many calls: plain synchronous handler code (``r
 database drivers, ``time.sleep``) waits cooperatively once gevent has patched the process, which
 ``python -m workers`` does before it imports this module.
 
-RQ stays the engine: its queues, job records, registries, results, retries, scheduler and
-maintenance. What RQ's simple worker keeps once per process becomes per job: the running
-execution (greenlet-local), the heartbeat (one thread beats for every job in flight), the timeout
-(a ``gevent.Timeout`` in the job's greenlet). Every handler has a queue of its own and slots of its
-own in each worker: a handler takes a job only when one of its slots is free, so one handler's
-slow back end never holds up another's jobs, and nothing waits in a worker's memory that could
-wait in Redis.
+RQ stays the engine: its queues, job records, registries, results, retries and maintenance, and
+since RQ 3 its record of each running job: every job here is one of RQ's executions (``executions``,
+``rq:worker:<name>:executions``), made and ended by RQ's own ``prepare_execution`` and
+``perform_job``, so RQ's worker API, its commands (stop-job) and its dashboards see every job. What
+RQ's simple worker keeps once per process becomes per job: the heartbeat (one native thread beats
+for every execution, workers/heartbeat.py), the timeout (a ``gevent.Timeout`` in the job's greenlet,
+workers/timeouts.py). Every handler has a queue of its own and slots of its own in each worker: a
+handler takes a job only when one of its slots is free, so one handler's slow back end never holds
+up another's jobs, and nothing waits in a worker's memory that could wait in Redis.
 """
 
 from __future__ import annotations
@@ -24,24 +26,23 @@ from typing import Any
 import gevent
 import gevent.events
 from gevent.event import Event
-from gevent.local import local
 from gevent.lock import BoundedSemaphore
 from gevent.pool import Group
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker as RQSimpleWorker
+from rq.command import parse_payload
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout
-from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.suspension import is_suspended
 from rq.worker.base import DequeueStrategy, WorkerStatus
 
 from flowhook import defaults
-from workers.base import FlowhookWorker
+from workers.base import FlowhookWorker, log
 from workers.heartbeat import Heartbeat
-from workers.timeouts import GeventDeathPenalty, interrupt_running_jobs
+from workers.timeouts import GeventDeathPenalty, interrupt_running_jobs, stop_job
 
 # Seconds between the worker's own chores: its heartbeat in Redis (which signs it in again after
 # Redis lost it), the suspension check, the registry maintenance when it is due. A round trip each.
@@ -49,6 +50,8 @@ HOUSEKEEPING_INTERVAL = 1.0
 # A second signal this soon after the first is the same stop, sent twice (Ctrl-C reaches a
 # process both from the terminal and from the process manager), as RQ's own workers judge it.
 SAME_SIGNAL_WITHIN = 1.0
+# Seconds between a burst worker's looks at its empty queues, until nothing runs and all are empty.
+BURST_RECHECK = 0.1
 
 
 class PoolWorker(FlowhookWorker, RQSimpleWorker):
@@ -73,51 +76,19 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         beat_connection: Redis,
         **kwargs: Any,
     ) -> None:
-        self._local = local()  # before RQ's __init__, which sets self.execution
         super().__init__(queues, **kwargs)
         self.slots = {queue.name: BoundedSemaphore(slots[queue.name]) for queue in self.queues}
         self.dequeue_connection = dequeue_connection
         self.beat_connection = beat_connection
         self.jobs = Group()
         self.running: dict[gevent.Greenlet, Job] = {}
+        self.taking = 0  # feeders between taking a job from Redis and starting it
+        self.emptied: set[str] = set()  # in burst mode: the queues found empty since a job last ended
         self.stopping = Event()
         self.suspended = False
         self.performed = 0
         self._first_signal_at = 0.0
         self._blocking_named: set[str] = set()
-
-    # RQ's workers keep the running job's execution in one attribute; each greenlet has its own.
-    @property
-    def execution(self) -> Execution | None:
-        """The execution of the job this greenlet runs."""
-        return getattr(self._local, "execution", None)
-
-    @execution.setter
-    def execution(self, value: Execution | None) -> None:
-        self._local.execution = value
-
-    def _set_connection(self, connection: Redis) -> Redis:
-        """Keep the connection's short timeouts: only ``dequeue_connection`` blocks (RQ lengthens them all)."""
-        return connection
-
-    def _install_signal_handlers(self) -> None:
-        """SIGTERM or SIGINT: stop taking jobs and let the running ones finish; again: interrupt them."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, self._on_stop_signal, signum)
-
-    def _on_stop_signal(self, signum: int) -> None:
-        if not self.stopping.is_set():
-            self._first_signal_at = time.monotonic()
-            self.log.info(
-                "Worker %s: warm shut down requested (%s): finishing %d running jobs; send it again to interrupt them",
-                self.name,
-                signal.Signals(signum).name,
-                len(self.running),
-            )
-            self.stopping.set()
-        elif time.monotonic() - self._first_signal_at > SAME_SIGNAL_WITHIN:
-            interrupted = interrupt_running_jobs()
-            self.log.warning("Worker %s: cold shut down: %d running jobs interrupted", self.name, interrupted)
 
     def work(  # noqa: PLR0917 - RQ's signature
         self,
@@ -133,51 +104,91 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         """Take jobs from every queue, each while it has a free slot, until told to stop.
 
         RQ's own ``work`` takes one job, runs it, and takes the next; this one keeps RQ's start
-        (registration, scheduler) and end (deregistration), and replaces the loop between them.
-        ``max_jobs``, ``max_idle_time`` and ``dequeue_strategy`` do not apply: each queue has its own slots.
+        (``bootstrap``: registration, the command channel) and end (``teardown``), and replaces the
+        loop between them. ``max_jobs``, ``max_idle_time`` and ``dequeue_strategy`` do not apply:
+        each queue has its own slots. ``with_scheduler`` does not either: ``python -m workers``
+        runs RQ's scheduler in a process of its own (workers/scheduler.py).
 
         Returns:
-            Whether it ran any job.
+            Whether it ran any job in this call.
         """
+        self.performed = 0
         self.bootstrap(logging_level, date_format, log_format)
-        if with_scheduler:
-            self._start_scheduler(burst, logging_level, date_format, log_format)
-        self._install_signal_handlers()
+        self._handle_stop_signals()
         self._watch_for_blocking_handlers()
         self.beats = Heartbeat(self, self.beat_connection, self.heartbeat_ttl)
+        self._check_suspension(burst)  # before the first job: `rq suspend` holds from the start
         feeders = [gevent.spawn(self._feed, queue, burst) for queue in self.queues]
         try:
-            self._keep_house(feeders, burst)
+            self._keep_house(burst)
             for feeder in feeders:
                 feeder.join()
             if self.running:
-                self.log.info("Worker %s: waiting for %d running jobs", self.name, len(self.running))
+                log.info("Worker %s: waiting for %d running jobs", self.name, len(self.running))
             self.jobs.join()
         finally:
             self.teardown()  # type: ignore[no-untyped-call]  # RQ's is unannotated
         return self.performed > 0
 
-    def _keep_house(self, feeders: list[gevent.Greenlet], burst: bool) -> None:
-        """The worker's chores until it is told to stop (or, in burst mode, the queues are empty)."""
+    def _handle_stop_signals(self) -> None:
+        """SIGTERM or SIGINT: stop taking jobs and let the running ones finish; again: interrupt them.
+
+        gevent's handlers, not ``signal.signal`` as RQ's: they run in a greenlet of their own, never
+        inside whichever job's greenlet the signal happened to arrive in.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self._on_stop_signal, signum)
+
+    def _on_stop_signal(self, signum: int) -> None:
+        if not self.stopping.is_set():
+            self._first_signal_at = time.monotonic()
+            log.info(
+                "Worker %s: warm shut down requested (%s): finishing %d running jobs; send it again to interrupt them",
+                self.name,
+                signal.Signals(signum).name,
+                len(self.running),
+            )
+            self.stopping.set()
+        elif time.monotonic() - self._first_signal_at > SAME_SIGNAL_WITHIN:
+            interrupted = interrupt_running_jobs()
+            log.warning("Worker %s: cold shut down: %d running jobs interrupted", self.name, interrupted)
+
+    def _keep_house(self, burst: bool) -> None:
+        """The worker's chores until it is told to stop (or, in burst mode, the burst is over)."""
         while not self.stopping.is_set():
-            if burst and all(feeder.dead for feeder in feeders):
+            if burst and self._burst_is_over():
+                self.stopping.set()
                 return
             self.heartbeat()
-            self._check_suspension()
+            self._check_suspension(burst)
             self._show_state()
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
-            self.stopping.wait(HOUSEKEEPING_INTERVAL)
+            self.stopping.wait(BURST_RECHECK if burst else HOUSEKEEPING_INTERVAL)
 
-    def _check_suspension(self) -> None:
-        """Follow ``rq suspend`` and ``rq resume``: a suspended worker takes no new job."""
+    def _burst_is_over(self) -> bool:
+        """Whether nothing is left for a burst worker: every queue empty, no job running or being taken.
+
+        A running job may still queue work (its retry, its dependents): each queue is looked at
+        again after the last job has ended.
+        """
+        return not self.running and not self.taking and len(self.emptied) == len(self.queues)
+
+    def _check_suspension(self, burst: bool) -> None:
+        """Follow ``rq suspend`` and ``rq resume``: a suspended worker takes no new job.
+
+        In burst mode a suspended worker stops, as RQ's own workers do.
+        """
         try:
             suspended = bool(is_suspended(self.connection, self))
         except RedisError as error:
             self.outage.lost(error)
             return
+        if suspended and burst:
+            log.info("Worker %s: suspended in burst mode: stopping", self.name)
+            self.stopping.set()
         if suspended != self.suspended:
-            self.log.info("Worker %s: %s", self.name, "suspended" if suspended else "resumed")
+            log.info("Worker %s: %s", self.name, "suspended" if suspended else "resumed")
             self.suspended = suspended
 
     def _show_state(self) -> None:
@@ -195,15 +206,21 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         while not self.stopping.is_set():
             if not slots.acquire(timeout=defaults.DEQUEUE_BLOCK):
                 continue
-            job = self._take(queue, burst)
+            self.taking += 1
+            try:
+                job = self._take(queue, burst)
+            finally:
+                self.taking -= 1
             if job is not None and self.stopping.is_set():
                 self._put_back(job, queue)
                 job = None
             if job is None:
                 slots.release()
                 if burst:
-                    return
+                    self.emptied.add(queue.name)
+                    self.stopping.wait(BURST_RECHECK)
                 continue
+            self.emptied.discard(queue.name)
             greenlet = self.jobs.spawn(self._run, job, queue)
             self.running[greenlet] = job
             greenlet.link(lambda done: self._finished(done, slots))
@@ -212,6 +229,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         job = self.running.pop(greenlet)
         self._blocking_named.discard(job.id)
         slots.release()
+        self.emptied.clear()  # the job may have queued work anywhere: a burst looks everywhere again
 
     def _take(self, queue: Queue, burst: bool) -> Job | None:
         """The next job of ``queue``, waiting at most a second for one (not at all in burst mode)."""
@@ -237,7 +255,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             return None
         job: Job = found[0]
         job.connection = self.connection  # its outcome is written with short timeouts
-        self.log.debug("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
+        log.debug("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
         return job
 
     def _put_back(self, job: Job, queue: Queue) -> None:
@@ -249,18 +267,17 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
                 pipe.execute()
         except RedisError as error:
             # RQ's maintenance finds it in the intermediate queue and fails it: the flow is told.
-            self.log.warning("job %s could not be put back in its queue: %s", job.id, error)
+            log.warning("job %s could not be put back in its queue: %s", job.id, error)
 
     def _run(self, job: Job, queue: Queue) -> None:
         """Run one job in this greenlet, as RQ's simple worker runs one in its process."""
         try:
-            self.prepare_execution(job)
-            assert self.execution is not None
-            with self.beats.running(job, self.execution):
-                self.perform_job(job, queue)
+            execution = self.prepare_execution(job)
+            with self.beats.running(job, execution):
+                self.perform_job(job, queue, execution)
             self.performed += 1
         except RedisError as error:
-            self.log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)
+            log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """RQ's, always taking the job off the intermediate queue.
@@ -270,6 +287,28 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         the job is always there; left behind, RQ's maintenance would fail it a minute later.
         """
         super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+
+    def handle_payload(self, message: dict[str, Any]) -> None:
+        """RQ's commands; stop-job stops the job it names, not the one RQ takes to be "current".
+
+        RQ's own stop-job handling compares the job with one of the worker's executions and kills a
+        work horse; here each job has its greenlet, and exactly the named one is ended.
+        """
+        payload = parse_payload(message)
+        if payload.get("command") != "stop-job":
+            super().handle_payload(message)  # type: ignore[no-untyped-call]  # RQ's is unannotated
+            return
+        job_id = str(payload.get("job_id", ""))
+        if stop_job(job_id):
+            log.info("Worker %s: job %s stopped on request", self.name, job_id)
+        else:
+            log.warning("Worker %s: not running job %s: stop command ignored", self.name, job_id)
+
+    def request_stop_execution(self, execution_id: str) -> None:
+        """RQ's stop-execution command: end the job of that execution, if it runs here."""
+        execution = self.executions.get(execution_id)
+        if execution is None or not stop_job(execution.job_id):
+            log.warning("Worker %s: not running execution %s: stop command ignored", self.name, execution_id)
 
     def _watch_for_blocking_handlers(self) -> None:
         """Name, once per job, a handler that holds the event loop: every other job waits meanwhile."""
@@ -282,11 +321,13 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
     def _name_blocking_handler(self, event: object) -> None:
         if not isinstance(event, gevent.events.EventLoopBlocked):
             return
-        job = self.running.get(event.greenlet)
+        # The handler's code runs in a greenlet its job's greenlet spawned (workers/timeouts.py).
+        spawner = getattr(event.greenlet, "spawning_greenlet", None)
+        job = self.running.get(spawner() if spawner is not None else event.greenlet)
         if job is None or job.id in self._blocking_named:
             return
         self._blocking_named.add(job.id)
-        self.log.warning(
+        log.warning(
             "handler %s (job %s) held the worker for more than %.1f s: its other jobs waited; "
             'a handler that computes should set SETTINGS["cpu_bound"] = True',
             job.description,

@@ -1,10 +1,14 @@
-"""RQ's scheduler, run in a fresh interpreter of its own instead of a fork of the worker.
+"""RQ's scheduler in a process of its own: ``python -m workers.scheduler``.
 
 RQ forks its scheduler from the worker. A fork of a ``pool`` worker takes the worker's greenlets
 along, and gevent runs them in the child whenever the scheduler sleeps: a scheduler started again
-after a Redis outage took jobs from the queues itself (jobs no heartbeat covered, stopped with the
-scheduler), and the worker's command listener read from the socket it shares with its parent.
-Started as ``python -m workers.scheduler``, the scheduler process holds the scheduler alone.
+after a Redis outage took jobs from the queues itself. So ``python -m workers`` starts this module
+beside itself instead (``--with-scheduler`` is not used), and it ends with its worker.
+
+It runs RQ's scheduler through RQ's public methods: it takes the queues' scheduler locks when they
+are free (every worker has a scheduler process; one holds the locks, the others stand by and take
+over within ``defaults.MAINTENANCE_INTERVAL`` seconds when it is gone), moves due jobs (retries
+with a pause) to their queues every second, and rides out Redis outages.
 """
 
 from __future__ import annotations
@@ -14,95 +18,91 @@ import ctypes
 import logging
 import os
 import signal
-import subprocess
 import sys
+import threading
+import time
 
+from redis import Redis
 from redis.exceptions import RedisError
-from rq.scheduler import RQScheduler, run
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
-from flowhook import logs
+from flowhook import defaults, logs
 from flowhook.connection import connect
 from flowhook.settings import Settings
 
 # prctl(2): the signal this process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
 
-
-class SchedulerOutage(logging.Filter):
-    """Turns the traceback RQ's scheduler logs when it loses Redis into one line: it is started again."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            isinstance(record.msg, str)
-            and record.msg.startswith("Scheduler [PID %s] raised an exception")
-            and "redis.exceptions." in str(record.args[-1] if isinstance(record.args, tuple) else "")
-        ):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "Scheduler [PID %s] lost Redis; the worker starts it again once Redis is back"
-            record.args = record.args[:1] if isinstance(record.args, tuple) else ()
-        return True
+log = logging.getLogger("flowhook.scheduler")
 
 
-class SchedulerProcess:
-    """The part of ``multiprocessing.Process`` RQ's worker uses to watch and stop its scheduler.
+class Scheduler:
+    """RQ's scheduler for ``queues``, driven by Flowhook's loop.
 
     Args:
-        popen: The running ``python -m workers.scheduler``.
+        queues: The names of the queues whose scheduled jobs it enqueues.
+        connection: Where they are.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
+    def __init__(self, queues: list[str], connection: Redis) -> None:
+        self.rq = RQScheduler(queues, connection=connection, serializer=JSONSerializer, logging_level=logging.WARNING)
+        self.queues = set(queues)
+        self.stopping = threading.Event()
+        self._locks_tried_at = -float("inf")
 
-    @property
-    def pid(self) -> int:
-        """The scheduler's process id; 0 once it has ended (RQ then sends it no signal: the id may be reused)."""
-        return self.popen.pid if self.popen.returncode is None else 0
+    def run(self) -> None:
+        """Schedule until :meth:`stop`, then release the locks."""
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except RedisError as error:
+                # Its worker logs the outage, once; the scheduler tries again at its next tick.
+                log.debug("scheduler: Redis unavailable: %s", error)
+            self.stopping.wait(self.rq.interval)
+        try:
+            self.rq.release_locks()
+            self.rq.register_death()
+        except RedisError as error:
+            log.warning("scheduler locks left to expire: %s", error)
 
-    def is_alive(self) -> bool:
-        """Whether the scheduler still runs (it ends when it loses Redis; the worker starts another)."""
-        return self.popen.poll() is None
+    def tick(self) -> None:
+        """Take the free locks now and then, and enqueue the due jobs of the queues it holds."""
+        lock_due = time.monotonic() - self._locks_tried_at > defaults.MAINTENANCE_INTERVAL
+        if self.rq.acquired_locks != self.queues and lock_due:
+            self._locks_tried_at = time.monotonic()
+            if self.rq.acquire_locks():
+                self.rq.register_birth()
+        if self.rq.acquired_locks:
+            self.rq.heartbeat()
+            self.rq.enqueue_scheduled_jobs()
 
-    def join(self) -> None:
-        """Wait until the scheduler has stopped."""
-        self.popen.wait()
+    def once(self) -> None:
+        """Enqueue the jobs due now, if no other scheduler holds the locks (a burst worker's start)."""
+        if self.rq.acquire_locks():
+            try:
+                self.rq.enqueue_scheduled_jobs()
+            finally:
+                self.rq.release_locks()
 
-
-class SeparateScheduler(RQScheduler):
-    """RQ's scheduler, as the worker sees it: it takes the locks, then starts the scheduling process."""
-
-    def start(self) -> SchedulerProcess:
-        """Start ``python -m workers.scheduler`` under this scheduler's name, which holds the locks."""
-        self._status = self.Status.STARTED
-        command = [sys.executable, "-m", "workers.scheduler", f"--worker={os.getpid()}", f"--name={self.name}"]
-        command.extend(["--", *sorted(self._queue_names)])
-        process = SchedulerProcess(subprocess.Popen(command))
-        self._process = process  # type: ignore[assignment]  # RQ's is a Process; this has what RQ uses
-        return process
+    def stop(self) -> None:
+        """End :meth:`run` at its next tick."""
+        self.stopping.set()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Schedule the named queues' jobs until SIGTERM; exit 1 when Redis is lost."""
+    """Schedule the named queues' jobs until SIGTERM or the worker's end."""
     parser = argparse.ArgumentParser(prog="python -m workers.scheduler", description=__doc__)
     parser.add_argument("--worker", type=int, required=True, help="the process id of the worker it serves")
-    parser.add_argument("--name", required=True, help="the name the worker took the scheduler locks under")
     parser.add_argument("queues", nargs="+", help="the queues whose scheduled jobs it enqueues")
     args = parser.parse_args(argv)
     stop_with_worker(args.worker)
     settings = Settings.from_env()
     logs.configure(settings)
-    logging.getLogger("rq.scheduler").addFilter(SchedulerOutage())
-    scheduler = RQScheduler(
-        args.queues,
-        connection=connect(settings),
-        logging_level=settings.log_level,
-        serializer=JSONSerializer,
-        name=args.name,
-    )
-    try:
-        run(scheduler)
-    except RedisError:
-        return 1  # RQ's run logged it (one line, through SchedulerOutage); the worker starts another
+    scheduler = Scheduler(args.queues, connect(settings))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: scheduler.stop())
+    scheduler.run()
     return 0
 
 
