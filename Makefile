@@ -13,7 +13,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 # `make` alone lists the targets; it starts nothing.
 .DEFAULT_GOAL := help
 
-.PHONY: help run test test-fast install lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+.PHONY: help run test test-fast test-rq-next install lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
 
 help:  ## list the targets with what each does (the default: `make` alone)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -29,6 +29,19 @@ test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy
 
 test-fast: $(VENV)/.installed  ## the quick loop while editing, under a minute: unit and workers tests, no e2e or slow ones
 	FLOWHOOK_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -m "not e2e and not slow" -q
+
+# The worker tests, on RQ's newest release from the package index instead of the pinned one: an
+# upgrade's breakage shows here in minutes (the pins in tests/test_rq_pins.py name what changed).
+RQ_NEXT_VENV := .venv-rq-next
+RQ_WORKER_TESTS := tests/test_rq_pins.py tests/test_rq_tools.py tests/test_worker_path.py tests/test_concurrency.py \
+	tests/test_worker_faults.py tests/test_retries.py tests/test_shutdown.py
+
+test-rq-next:  ## the worker tests on RQ's newest release (its own .venv-rq-next; minutes), before raising the pin
+	@test -x $(RQ_NEXT_VENV)/bin/python || $(PYTHON) -m venv $(RQ_NEXT_VENV)
+	$(RQ_NEXT_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(RQ_NEXT_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade rq
+	@$(RQ_NEXT_VENV)/bin/python -c "import rq; print('make test-rq-next: RQ', rq.__version__, '(pinned:', open('requirements.txt').read().split('rq==')[1].split()[0] + ')')"
+	$(RQ_NEXT_VENV)/bin/pytest -p no:cacheprovider -q $(RQ_WORKER_TESTS)
 
 bench: $(VENV)/.installed  ## the benchmarks (minutes; installs wrk as root); results in docs/benchmarks.md
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk
@@ -83,4 +96,4 @@ $(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt
 	touch $@ $(VENV)/.installed-local
 
 clean:  ## remove the virtual environment and the local Redis data
-	rm -rf $(VENV) .flowhook .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RQ_NEXT_VENV) .flowhook .pytest_cache .mypy_cache .ruff_cache

@@ -26,9 +26,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the harness")
     parser.add_argument(
         "--only",
-        choices=["1", "metrics"],
-        help="run one scenario, print its figures and write nothing (1: the inline path against bare Flask, "
-        "unpinned and pinned, throughput only, about a minute each; metrics: scenario 8)",
+        choices=["1", "workers", "metrics"],
+        help="run some scenarios, print their figures and write nothing (1: the inline path against bare Flask, "
+        "unpinned and pinned, throughput only, about a minute each; workers: the pool worker's scenarios 2, 5a, "
+        "the slow back end and the jobs in flight; metrics: scenario 8)",
     )
     parser.add_argument("--rounds", type=int, help="rounds (runs) per measurement, overriding the plan's")
     parser.add_argument("--seconds", type=float, help="seconds of load per run, overriding the plan's")
@@ -66,6 +67,15 @@ def _web_paths(stack: Stack, web_plan: scenarios.Plan, results: report.Results |
         results.web_plan, results.web, results.web_pinned = web_plan, web, pinned
 
 
+def _worker_paths(stack: Stack, plan: scenarios.Plan, workers: int) -> None:
+    """The pool worker's figures alone: throughput and Redis commands against raw RQ, slow back ends."""
+    print(report.throughput_table(scenarios.worker_path(stack, plan, "pool", workers)), flush=True)
+    for cost in scenarios.redis_cost(stack, plan, workers):
+        print(f"{cost.mode}: {cost.commands_per_call:.1f} Redis commands per done call", flush=True)
+    print(report.slow_back_end_text(scenarios.slow_back_end(stack, plan, workers)), flush=True)
+    print(report.in_flight_text(scenarios.jobs_in_flight(stack, plan)), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario and report; returns 0 when the harness ran, whatever the figures."""
     args = _arguments(argv)
@@ -83,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if args.only == "1":
                     _web_paths(stack, web_plan)
+                elif args.only == "workers":
+                    _worker_paths(stack, plan, workers)
                 else:
                     targets = scenarios.metrics_cost(stack, plan, workers)
                     print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")

@@ -63,8 +63,8 @@ UNSTARTED_AFTER = 10
 # abandoned this many seconds after its last one (RQ's own simple worker: the job timeout + 60 s).
 # Longer rides out longer Redis outages without reaping jobs that are in fact still running.
 HEARTBEAT_TTL = 20
-# A worker's heartbeat: it checks in (and may run maintenance) every WORKER_TTL - 15 s even when
-# idle, and a dead worker's registration expires WORKER_TTL s after its last heartbeat.
+# RQ's worker TTL: a worker's registration expires WORKER_TTL + 60 s after its last heartbeat (RQ
+# adds the minute). Workers check in every second, idle or not: liveness is WORKER_SILENCE.
 WORKER_TTL = 30
 # /readyz counts a worker silent this long (seconds; or half FLOWHOOK_HEARTBEAT_TTL, if longer) as
 # missing: dead, or cut off from Redis. Workers check in every second, and every 5 s mid-job.
