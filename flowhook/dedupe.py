@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import Queue
 from rq.intermediate_queue import IntermediateQueue
@@ -46,9 +47,13 @@ def _release_script(connection: Redis) -> Script:
     return connection.register_script(_RELEASE)
 
 
-def release(job: Job) -> None:
-    """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew."""
+def release(job: Job, pipe: Pipeline) -> None:
+    """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew.
+
+    The command goes into ``pipe``, which the caller sends with its own (workers/job.py).
+    """
     dedupe_key = job.meta.get("dedupe")
     if dedupe_key:
         intermediate = IntermediateQueue(f"{Queue.redis_queue_namespace_prefix}{job.origin}", job.connection)
-        _release_script(job.connection)(keys=[dedupe_key, intermediate.get_first_seen_key(job.id)], args=[job.id])
+        keys = [dedupe_key, intermediate.get_first_seen_key(job.id)]
+        _release_script(job.connection)(keys=keys, args=[job.id], client=pipe)

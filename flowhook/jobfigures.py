@@ -1,8 +1,8 @@
 """How the workers' jobs ended and how long they ran, kept in Redis for the web's ``/metrics``.
 
 Workers keep no metrics endpoint of their own: each job's end adds to one Redis hash per
-deployment (one pipelined round trip, beside the about 56 commands a worker call costs in all:
-bench scenario 5), and every web process exports the hash. So ``docker compose up --scale
+deployment (sent with the release of the job's dedupe entry, in the job's one round trip at its
+end: workers/job.py), and every web process exports the hash. So ``docker compose up --scale
 worker=N`` needs no service discovery, and a worker that dies takes none of the counts with it.
 The hash lives ``FIGURES_TTL`` after the last job ended; should it expire, Prometheus sees a
 counter reset, which ``rate()`` handles.
@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import RedisError
-from rq import get_current_job
 from rq.job import Job
 
-from flowhook import keys, logs
-from flowhook.exceptions import JobEnded, JobTimedOut
+from flowhook import keys
 from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,22 +58,19 @@ def _counting() -> bool:
     return Settings.from_env().metrics
 
 
-def record_end(connection: Redis, queue_name: str, handler: str, ended: str, seconds: float | None) -> None:
-    """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown)."""
+def record_end(pipe: Pipeline, queue_name: str, handler: str, ended: str, seconds: float | None) -> None:
+    """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown).
+
+    The commands go into ``pipe``, which the caller sends with its own (workers/job.py).
+    """
     if not _counting():
         return
     key = keys.job_figures(queue_name)
-    try:
-        with connection.pipeline(transaction=False) as pipe:
-            pipe.hincrby(key, f"ended:{handler}:{ended}", 1)
-            if seconds is not None:
-                pipe.hincrby(key, f"run:{handler}:{_bucket(seconds)}", 1)
-                pipe.hincrbyfloat(key, f"run_sum:{handler}", seconds)
-            pipe.expire(key, FIGURES_TTL)
-            pipe.execute()
-    except RedisError as error:
-        # A figure is not worth failing a job over: the job's outcome is written apart from it.
-        log.warning("job figures not saved: %s", error)
+    pipe.hincrby(key, f"ended:{handler}:{ended}", 1)
+    if seconds is not None:
+        pipe.hincrby(key, f"run:{handler}:{_bucket(seconds)}", 1)
+        pipe.hincrbyfloat(key, f"run_sum:{handler}", seconds)
+    pipe.expire(key, FIGURES_TTL)
 
 
 # Mark the job counted and return its handler's name (its description, JobStore._create), only the
@@ -103,8 +97,14 @@ def count_interrupted(connection: Redis, queue_name: str, job_id: str) -> None:
         # The call's answer does not wait on a figure: the job may go uncounted.
         log.warning("interrupted job %s not counted: %s", job_id, error)
         return
-    if handler:
-        record_end(connection, queue_name, handler.decode(), INTERRUPTED, None)
+    if not handler:
+        return
+    try:
+        with connection.pipeline(transaction=False) as pipe:
+            record_end(pipe, queue_name, handler.decode(), INTERRUPTED, None)
+            pipe.execute()
+    except RedisError as error:
+        log.warning("interrupted job %s not counted: %s", job_id, error)
 
 
 @dataclass
@@ -131,43 +131,3 @@ def read(connection: Redis, queue_name: str) -> dict[str, HandlerFigures]:
         elif kind == "run_sum":
             entry.run_sum = float(value)
     return figures
-
-
-def observed(run: Callable[[str, dict[str, Any]], dict[str, str]]) -> Callable[[str, dict[str, Any]], dict[str, str]]:
-    """Wrap the job function: its lines carry the call's trace id, its end is counted and logged."""
-
-    @functools.wraps(run)
-    def observed_run(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
-        job = get_current_job()
-        assert job is not None, "run_handler runs only as an RQ job"
-        trace = job.meta.get("trace")
-        started = time.monotonic()
-        ended = FAILED
-        with logs.job_context(handler_name, job.id, trace if isinstance(trace, str) else None):
-            try:
-                variables = run(handler_name, payload)
-                ended = DONE
-                return variables
-            except JobTimedOut:
-                ended = TIMED_OUT
-                raise
-            except JobEnded:  # a cold stop, or an operator's
-                ended = INTERRUPTED
-                raise
-            except Exception:
-                # run_handler left retries only for a RetryableError; RQ runs the job again.
-                ended = RETRIED if job.retries_left else FAILED
-                raise
-            finally:
-                seconds = time.monotonic() - started
-                record_end(job.connection, job.origin.removesuffix(f".{handler_name}"), handler_name, ended, seconds)
-                log.info(
-                    "job %s (%s) %s in %.3f s",
-                    job.id,
-                    handler_name,
-                    ended,
-                    seconds,
-                    extra={"outcome": ended, "duration_ms": round(seconds * 1000, 3)},
-                )
-
-    return observed_run

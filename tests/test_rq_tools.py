@@ -164,7 +164,7 @@ def test_the_worker_check_fails_for_a_worker_that_stopped_beating(start_workers:
     assert check().returncode == 0
     os.killpg(worker.pid, signal.SIGSTOP)  # hung: registered, silent
     try:
-        wait_until(lambda: check().returncode == 1, 20, "--check passed a worker silent past the liveness limit")
+        wait_until(lambda: check().returncode == 1, 30, "--check passed a worker silent past the liveness limit")
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
-    wait_until(lambda: check().returncode == 0, 10, "--check did not count the worker once it beat again")
+    wait_until(lambda: check().returncode == 0, 20, "--check did not count the worker once it beat again")

@@ -1,6 +1,9 @@
 """The job the web app enqueues by dotted path: run one handler for one call.
 
-What one job does, whichever worker class runs it and however many run beside it.
+What one job does, whichever worker class runs it and however many run beside it: it runs the
+handler, keeps the reason a flow is told when it fails, and at its end releases the call's dedupe
+entry (unless it is tried again) and counts how it ended, in one round trip to Redis; its log
+lines carry the call's trace id.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 
+from flowhook import jobfigures, logs
 from flowhook.call import make_call
 from flowhook.contract import INTERRUPTED, STOPPED, failure_reason
 from flowhook.dedupe import release
-from flowhook.exceptions import HandlerError, JobEnded, JobInterrupted, JobStopped, RetryableError
-from flowhook.jobfigures import observed
+from flowhook.exceptions import HandlerError, JobEnded, JobInterrupted, JobStopped, JobTimedOut, RetryableError
 from flowhook.registry import Registry, discover
 from flowhook.settings import Settings
 from workers.timeouts import run_handler_code
@@ -42,7 +45,6 @@ class HandlerFailedError(Exception):
     """Stands in for a handler's exception in RQ's log and failure record, without its message."""
 
 
-@observed  # flowhook/jobfigures.py: how the job ended and how long it ran, its trace id in its lines
 def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     """Run a handler for one call and return its answer variables as strings.
 
@@ -55,6 +57,30 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
     """
     job = get_current_job()
     assert job is not None, "run_handler runs only as an RQ job"
+    trace = job.meta.get("trace")
+    started = time.monotonic()
+    ended = jobfigures.FAILED
+    with logs.job_context(handler_name, job.id, trace if isinstance(trace, str) else None):
+        try:
+            variables = _run(job, handler_name, payload)
+            ended = jobfigures.DONE
+            return variables
+        except JobTimedOut:
+            ended = jobfigures.TIMED_OUT
+            raise
+        except JobEnded:  # a cold stop, or an operator's
+            ended = jobfigures.INTERRUPTED
+            raise
+        except Exception:
+            # _run left retries only for a RetryableError; RQ runs the job again.
+            ended = jobfigures.RETRIED if job.retries_left else jobfigures.FAILED
+            raise
+        finally:
+            _end(job, handler_name, ended, time.monotonic() - started)
+
+
+def _run(job: Job, handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
+    """The handler's answer; on failure, the reason the flow is told is saved first."""
     try:
         handler = current_registry().get(handler_name)
         if handler is None:
@@ -66,25 +92,23 @@ def run_handler(handler_name: str, payload: dict[str, Any]) -> dict[str, str]:
             deadline=time.monotonic() + (job.timeout or handler.settings.job_timeout),
             report_progress=functools.partial(_save_progress, job),
         )
-        variables = run_handler_code(handler.run, call)
+        return run_handler_code(handler.run, call)
     except JobEnded as ending:
         # A cold stop may be tried again (its retries); a timeout or an operator's stop is final.
         if not isinstance(ending, JobInterrupted):
             job.retries_left = 0
-        _note_failure(job, _ending_reason(job, ending))
+        _save_reason(job, _ending_reason(job, ending))
         raise
     except Exception as error:
         if not isinstance(error, RetryableError):
             job.retries_left = 0  # only a RetryableError is worth another attempt
-        _note_failure(job, failure_reason(error))
+        _save_reason(job, failure_reason(error))
         if isinstance(error, HandlerError) or current_settings().log_values:
             raise  # messages meant for the flow, or logging values was switched on
         # RQ logs and stores the traceback: keep its frames, which help, but not the message,
         # which may hold the call's personal data (`ValueError: cannot parse john@example.org`).
         hidden = HandlerFailedError(f"{type(error).__name__} (message hidden; FLOWHOOK_LOG_VALUES=true shows it)")
         raise hidden.with_traceback(error.__traceback__) from None
-    _release(job)
-    return variables
 
 
 def _ending_reason(job: Job, ending: JobEnded) -> str:
@@ -96,8 +120,8 @@ def _ending_reason(job: Job, ending: JobEnded) -> str:
     return f"the work took longer than its {job.timeout} s limit"
 
 
-def _note_failure(job: Job, reason: str) -> None:
-    """Keep the reason the flow is told; release the dedupe entry unless the job is tried again."""
+def _save_reason(job: Job, reason: str) -> None:
+    """Keep the reason the flow is told, before RQ writes the failure that wakes the flow's poll."""
     job.meta["error"] = reason
     try:
         job.save_meta()
@@ -105,17 +129,29 @@ def _note_failure(job: Job, reason: str) -> None:
         # The failure itself is written by the worker, which holds it until Redis is back; the
         # flow then sees "the job failed in the worker" without this reason.
         log.debug("job %s: its failure reason not saved: %s", job.id, error)
-    if not job.retries_left:
-        _release(job)
 
 
-def _release(job: Job) -> None:
+def _end(job: Job, handler_name: str, ended: str, seconds: float) -> None:
+    """Release the dedupe entry unless the job is tried again, and count its end: one round trip."""
     try:
-        release(job)
+        with job.connection.pipeline(transaction=False) as pipe:
+            if ended == jobfigures.DONE or not job.retries_left:
+                release(job, pipe)  # an identical call from now on starts anew
+            jobfigures.record_end(pipe, job.origin.removesuffix(f".{handler_name}"), handler_name, ended, seconds)
+            pipe.execute()
     except RedisError as error:
-        # Harmless: the entry expires, and an identical call meanwhile finds the job finished and
-        # starts anew. (The worker logs the outage once; this is one line per job.)
-        log.debug("job %s: dedupe entry left to expire: %s", job.id, error)
+        # Harmless: the dedupe entry expires (an identical call meanwhile finds the job finished
+        # and starts anew), and a figure is not worth failing a job over. The worker logs the
+        # outage once; this is one line per job.
+        log.debug("job %s: dedupe entry left to expire, its end not counted: %s", job.id, error)
+    log.info(
+        "job %s (%s) %s in %.3f s",
+        job.id,
+        handler_name,
+        ended,
+        seconds,
+        extra={"outcome": ended, "duration_ms": round(seconds * 1000, 3)},
+    )
 
 
 def _save_progress(job: Job, value: str) -> None:
