@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +88,25 @@ def running_service(tmp_path: Path, **settings: str) -> Iterator[Service]:
     try:
         wait_for_log(log, "Listening at", "Listening on flowhook")
         yield Service(process, f"http://127.0.0.1:{port}", log, tmp_path / "redis", tmp_path / "run.json")
+    finally:
+        stop_tree(process)
+
+
+@contextmanager
+def gunicorn(environment: Mapping[str, str], log: Path) -> Iterator[str]:
+    """The web service as the image runs it (gunicorn.conf.py), one process, its lines in ``log``; yields its URL."""
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**environment, "PORT": str(port), "WEB_CONCURRENCY": "1"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_log(log, "Booting worker")
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_tree(process)
 
