@@ -73,12 +73,12 @@ def _discover(settings: Settings) -> Registry:
     operator's ``jobs`` and ``forget``, ``new`` and ``--help`` still work; ``handlers`` and
     ``call`` name what is wrong with it (``Registry.broken``).
     """
-    command = click.get_current_context(silent=True)
-    if command is not None and command.info_name != "run":
+    context = click.get_current_context(silent=True)
+    if context is not None and context.command.name != "run":
         return discover(settings, keep_going=True)
     try:
         return discover(settings)
     except HandlerModuleError as error:
-        if command is not None:  # `flask run`: one line, not a traceback
+        if context is not None:  # `flask run`: one line, not a traceback
             raise click.ClickException(str(error)) from None
         raise
