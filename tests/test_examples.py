@@ -95,6 +95,13 @@ def test_order_lookup_checks_its_input(call_example: CallFunction) -> None:
     assert "email: Not a valid email address." in answer["order_lookup_error"]
 
 
+@pytest.mark.parametrize("order_id", ["A-1001\n", "A-1001\r\n", "", "A" * 41])
+def test_order_lookup_takes_only_a_whole_order_id(call_example: CallFunction, order_id: str) -> None:
+    answer = call_example("order_lookup", {"order_id": order_id, "email": "ada@example.org"})
+    assert answer["order_lookup_status"] == "invalid"
+    assert answer["order_lookup_error"] == "order_id: String does not match expected pattern."
+
+
 @pytest.mark.slow  # waits out budgets for seconds
 def test_a_slow_api_hands_the_lookup_to_a_worker_with_the_same_idempotency_key(
     call_example: CallFunction,
