@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from flowhook.dev import run, stack
+from flowhook.dev.testing import run as run_handler
 from tests.conftest import ROOT
 
 
@@ -44,3 +45,8 @@ def test_make_lint_formats_what_it_cannot_fix_and_still_fails(tmp_path: Path) ->
     assert "F821" in finished.stdout
     # Yet the fixable error is fixed and the file is formatted.
     assert source.read_text() == 'def greet(name):\n    return {"greeting": f"Hello {nme}"}\n'
+
+
+def test_the_testing_helper_returns_the_variables_as_the_flow_receives_them() -> None:
+    sent = {"count": 3, "ok": True, "eta": None, "items": [1, "a"], "echo_status": "done"}
+    assert run_handler("echo", sent, package="handlers") == {"count": "3", "ok": "true", "eta": "", "items": '[1,"a"]'}
