@@ -59,7 +59,8 @@ def test_a_short_sleep_is_done_inline(call_example: CallFunction) -> None:
 def test_a_sleep_past_the_budget_is_pending_with_progress_then_done(call_example: CallFunction) -> None:
     answer = call_example("sleep", {"seconds": "2"})
     assert answer["sleep_status"] == "pending"
-    assert answer["sleep_progress"].endswith("%")
+    # The budget (1 s) ends between the reports at 0.75 s and 1.25 s: the same share on every run.
+    assert answer["sleep_progress"] == "38%"
     answer = poll_until_over(call_example, "sleep", {"seconds": "2"}, answer, timeout=15)
     assert answer == {"slept": "2", "sleep_status": "done", "sleep_job": "", "sleep_error": ""}
 
