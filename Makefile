@@ -79,9 +79,10 @@ wrk:  ## install the load generator (Debian's package) when running as root
 
 install: $(VENV)/.installed  ## only create .venv with everything: the service, make run's tools, pytest, ruff, mypy
 
-lint: $(VENV)/.installed  ## apply ruff's fixes and its formatting
-	$(BIN)/ruff check --fix .
+lint: $(VENV)/.installed  ## apply ruff's fixes and its formatting, then fail if ruff still finds an error
+	$(BIN)/ruff check --fix --exit-zero --silent .
 	$(BIN)/ruff format .
+	$(BIN)/ruff check .
 
 $(VENV)/.installed-local: requirements.txt requirements-local.txt
 	@test -x $(BIN)/python || { echo "make: creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }

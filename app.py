@@ -67,10 +67,18 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
 
 
 def _discover(settings: Settings) -> Registry:
-    """The handlers; a broken one stops start-up, and a developer command with one line, not a traceback."""
+    """The handlers: a broken module stops the service, but not a `flask --app app` command.
+
+    A command (but ``flask run``, which serves) goes on without a broken module, so that an
+    operator's ``jobs`` and ``forget``, ``new`` and ``--help`` still work; ``handlers`` and
+    ``call`` name what is wrong with it (``Registry.broken``).
+    """
+    context = click.get_current_context(silent=True)
+    if context is not None and context.command.name != "run":
+        return discover(settings, keep_going=True)
     try:
         return discover(settings)
     except HandlerModuleError as error:
-        if click.get_current_context(silent=True) is not None:  # a `flask --app app ...` command
+        if context is not None:  # `flask run`: one line, not a traceback
             raise click.ClickException(str(error)) from None
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 # gevent patches each web process as gunicorn starts it. Patching here first, before this file
@@ -14,9 +15,14 @@ monkey.patch_all()
 from flowhook import defaults, logs, multiproc  # noqa: E402 - after the patch, as gevent asks
 from flowhook.checks import warn_about_redis  # noqa: E402
 from flowhook.connection import connect  # noqa: E402
+from flowhook.exceptions import ConfigurationError  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except ConfigurationError as error:  # one line (JSON with FLOWHOOK_LOG_FORMAT=json), not gunicorn's traceback
+    logs.startup_error(None, str(error))
+    sys.exit(2)
 
 # This machine only unless FLOWHOOK_HOST opens it up: the container image sets 0.0.0.0, where
 # compose decides what is published.

@@ -11,6 +11,7 @@ line when there is none rather than guess a Redis that may be someone else's.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import re
 import sys
@@ -83,7 +84,8 @@ def handlers_command() -> None:
     running = running_make_run()
     base = running.url if running is not None else ""
     click.echo(f"served by `make run` (pid {running.pid}) at {base}" if running else "`make run` is not running here")
-    for handler in current_flowhook().registry.values():
+    registry = current_flowhook().registry
+    for handler in registry.values():
         settings = handler.settings
         schema = handler.input_schema
         fields = ", ".join(schema.load_fields) if schema is not None else "(every variable)"
@@ -98,6 +100,11 @@ def handlers_command() -> None:
         click.echo(f"  namespace    {settings.namespace}_status, _job, _error, _progress")
         click.echo(f"  concurrency  {settings.concurrency} jobs at once per worker")
         click.echo(f"  cpu_bound    {'true' if settings.cpu_bound else 'false'}")
+    for name, error in registry.broken.items():
+        click.echo(click.style(name, bold=True) + "  " + click.style("broken: the service does not start", fg="red"))
+        click.echo(f"  {error}")
+    if registry.broken:
+        sys.exit(1)
 
 
 @click.command("forget")
@@ -106,10 +113,15 @@ def handlers_command() -> None:
 def forget_command(process_instance_id: str) -> None:
     """Delete everything stored for one conversation: its jobs, results, dedupe and rate-limit entries."""
     settings = service_settings()
+    registry = current_flowhook().registry
+    if settings.handlers_package in registry.broken:  # no handler is known, so none of their jobs
+        raise click.ClickException(f"{registry.broken[settings.handlers_package]}; nothing done")
     connection = connect(settings)
     try:
         _require_flowhook_data(connection, settings)
-        owners = {owner_of(handler, process_instance_id) for handler in current_flowhook().registry.values()}
+        owners = {owner_of(handler, process_instance_id) for handler in registry.values()}
+        # A module broken now may have served before (`make run` keeps the last good version).
+        owners |= {_owner_of_name(name, process_instance_id) for name in registry.broken}
         jobs, running = _forget_jobs(connection, owners)
         pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
         counters = list(connection.scan_iter(match=pattern, count=1000))
@@ -125,6 +137,11 @@ def forget_command(process_instance_id: str) -> None:
         it_ends = "it ends" if running == 1 else "they end"
         click.echo(f"{jobs_are} running: run forget again once {it_ends} (at most their job timeout)")
         sys.exit(1)
+
+
+def _owner_of_name(handler_name: str, process_instance_id: str) -> str:
+    """The owner tag ``jobstore.owner_of`` gives a job of ``handler_name``: a broken module has no Handler."""
+    return hashlib.sha256(f"{handler_name}\0{process_instance_id}".encode()).hexdigest()
 
 
 def _forget_jobs(connection: Redis, owners: set[str]) -> tuple[int, int]:

@@ -1,10 +1,12 @@
 """Log lines as text or as one JSON object per line, each carrying its call's trace id.
 
 ``FLOWHOOK_LOG_FORMAT=json`` makes the web service (gunicorn's own lines and its access line
-included), the workers and ``make run`` write JSON a log pipeline reads without parsing text. A
-line written while a call is answered carries that call's ``trace`` (LoyJoy's ``X-B3-TraceId`` or
-Flowhook's request id); the job started for the call keeps the id in its meta, so a line written
-while a worker runs that job carries the same ``trace``, its ``job`` and its ``handler``.
+included), the workers and ``make run`` write JSON a log pipeline reads without parsing text, down
+to the one line that says why a process does not start (:func:`startup_error`). A line written
+while a call is answered carries that call's ``trace`` (LoyJoy's ``X-B3-TraceId`` or Flowhook's
+request id); the job started for the call keeps the id in its meta, so a line written while a
+worker runs that job carries the same ``trace``, its ``job`` and its ``handler``. A text line ends
+with ``trace=<id>`` as the web's access line does, so one search finds both sides of a call.
 Variable values never reach a line: only names, ids, outcomes and durations.
 """
 
@@ -25,6 +27,7 @@ from flask import has_request_context, request
 from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
+from flowhook import defaults
 from flowhook.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -114,10 +117,22 @@ def json_formatter() -> logging.Formatter:
     )
 
 
+class TextFormatter(logging.Formatter):
+    """The text line, ending with ``trace=<id>`` where it has one, as the web's access line does."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        line = super().formatMessage(record)
+        trace = getattr(record, "trace", None)
+        return f"{line} trace={trace}" if trace else line
+
+
 def log_handler(settings: Settings, stream: Any = None) -> logging.Handler:
     """A handler writing lines to ``stream`` (stderr) as the settings ask, with the call's context."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(json_formatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(json_formatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(CallContext())
     return handler
 
@@ -130,6 +145,27 @@ def configure(settings: Settings) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+
+
+def startup_error(settings: Settings | None, message: str, source: str = "flowhook") -> None:
+    """Write the line that says why this process does not start to stderr, as text or as JSON.
+
+    Args:
+        settings: The settings; None where reading them is what failed, and then
+            ``FLOWHOOK_LOG_FORMAT`` is read from the environment alone.
+        message: What is wrong (a broken handler module, a bad setting).
+        source: Who says it: the text line's prefix, the JSON line's ``logger``.
+    """
+    if settings is not None:
+        log_format = settings.log_format
+    else:
+        log_format = os.environ.get("FLOWHOOK_LOG_FORMAT", defaults.LOG_FORMAT)
+    if log_format == "json":
+        record = logging.makeLogRecord({"name": source, "levelname": "ERROR", "levelno": logging.ERROR, "msg": message})
+        line = json_formatter().format(record)
+    else:
+        line = f"{source}: {message}"
+    print(line, file=sys.stderr, flush=True)
 
 
 # The atoms of an access line format: `%(h)s`, `%({x-request-id}o)s`, `%({flowhook.status}e)s`.

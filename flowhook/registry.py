@@ -130,10 +130,17 @@ class Handler:
 
 
 class Registry(Mapping[str, Handler]):
-    """The handlers found at start-up, by name."""
+    """The handlers found at start-up, by name.
 
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+    Args:
+        handlers: The handlers, by name.
+        broken: The modules that could not be used, by name, each with what is wrong with it: only
+            where discovery was told to go on past them (the developer commands).
+    """
+
+    def __init__(self, handlers: Mapping[str, Handler], broken: Mapping[str, str] | None = None) -> None:
         self._handlers = dict(handlers)
+        self.broken = dict(broken or {})
 
     def __getitem__(self, name: str) -> Handler:
         return self._handlers[name]
@@ -145,22 +152,44 @@ class Registry(Mapping[str, Handler]):
         return len(self._handlers)
 
 
-def discover(settings: Settings) -> Registry:
+def discover(settings: Settings, keep_going: bool = False) -> Registry:
     """Import every module of the handlers package named in the settings.
+
+    Args:
+        settings: Names the package; its defaults are each handler's.
+        keep_going: Record a module that cannot be used in ``Registry.broken`` and go on with the
+            others (a package that cannot be used is recorded under its own name), for the
+            developer commands; the service and the workers refuse to start.
 
     Raises:
         HandlerModuleError: naming the module and its file when one cannot be used.
     """
-    package = _import(settings.handlers_package)
-    if not hasattr(package, "__path__"):
-        raise HandlerModuleError(f"{settings.handlers_package} is a module, not a package of handler modules")
+    try:
+        package = _package(settings.handlers_package)
+    except HandlerModuleError as error:
+        if not keep_going:
+            raise
+        return Registry({}, {settings.handlers_package: str(error)})
     handlers = {}
+    broken = {}
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("_"):
             continue
-        module = _import(f"{settings.handlers_package}.{info.name}")
-        handlers[info.name] = _handler_from(info.name, module, settings)
-    return Registry(handlers)
+        try:
+            module = _import(f"{settings.handlers_package}.{info.name}")
+            handlers[info.name] = _handler_from(info.name, module, settings)
+        except HandlerModuleError as error:
+            if not keep_going:
+                raise
+            broken[info.name] = str(error)
+    return Registry(handlers, broken)
+
+
+def _package(name: str) -> ModuleType:
+    package = _import(name)
+    if not hasattr(package, "__path__"):
+        raise HandlerModuleError(f"{name} is a module, not a package of handler modules")
+    return package
 
 
 def _import(name: str) -> ModuleType:

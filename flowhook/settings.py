@@ -122,7 +122,7 @@ class _SettingsSchema(Schema):
     )
     port = fields.Integer(data_key="PORT", validate=validate.Range(min=1, max=65535))
     handlers_package = fields.String(data_key="FLOWHOOK_HANDLERS", validate=validate.Length(min=1))
-    queue_name = fields.String(data_key="FLOWHOOK_QUEUE", validate=validate.Regexp(r"^[A-Za-z0-9_.:-]+$"))
+    queue_name = fields.String(data_key="FLOWHOOK_QUEUE", validate=validate.Regexp(r"^[A-Za-z0-9_.:-]+\Z"))
     max_body_bytes = fields.Integer(data_key="FLOWHOOK_MAX_BODY_BYTES", validate=validate.Range(min=1024))
     job_timeout = fields.Integer(data_key="FLOWHOOK_JOB_TIMEOUT", validate=_seconds)
     queue_ttl = fields.Integer(data_key="FLOWHOOK_QUEUE_TTL", validate=_seconds)
@@ -139,7 +139,7 @@ class _SettingsSchema(Schema):
     keepalive = fields.Integer(data_key="FLOWHOOK_KEEPALIVE", validate=validate.Range(min=1, max=3600))
     sentinels = fields.String(
         data_key="FLOWHOOK_SENTINELS",
-        validate=validate.Regexp(r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$", error="must be host:port[,host:port...]"),
+        validate=validate.Regexp(r"^\Z|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*\Z", error="must be host:port[,host:port...]"),
     )
     sentinel_master = fields.String(data_key="FLOWHOOK_SENTINEL_MASTER", validate=validate.Length(min=1))
     tokens = fields.Function(deserialize=_token_list, data_key="FLOWHOOK_TOKENS")

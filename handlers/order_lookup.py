@@ -23,7 +23,8 @@ LONGEST_REQUEST = 10.0
 
 
 class Input(Schema):
-    order_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,40}$"))
+    # \Z, not $: Python's $ also matches before a last newline, and "A-1001\n" would reach the URL.
+    order_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{1,40}\Z"))
     email = fields.Email(required=True)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from marshmallow import Schema, fields, validate
@@ -19,10 +21,20 @@ class Input(Schema):
 
 
 def handle(call: Call) -> dict[str, Any]:
-    """Sleep ``seconds``, reporting the share done every half second."""
+    """Sleep ``seconds``, reporting the share done about every half second."""
     seconds = float(call.variables["seconds"])
-    finish = time.monotonic() + seconds
-    while (left := finish - time.monotonic()) > 0:
-        call.progress(f"{100 * (1 - left / seconds):.0f}%")
-        time.sleep(min(0.5, left))
+    started = time.monotonic()
+    for moment in report_moments(seconds):
+        time.sleep(max(0.0, started + moment - time.monotonic()))
+        call.progress(f"{100 * moment / seconds:.0f}%")
+    time.sleep(max(0.0, started + seconds - time.monotonic()))
     return {"slept": call.variables["seconds"]}
+
+
+def report_moments(seconds: float) -> Iterator[float]:
+    """0, then every half second from a quarter second on, while the sleep lasts.
+
+    Off the whole and half seconds, so that a budget of whole seconds always ends a quarter second
+    from a report: the pending answer's progress is the same on every run (the README's "59%").
+    """
+    return itertools.takewhile(lambda moment: moment < seconds, itertools.chain([0.0], itertools.count(0.25, 0.5)))

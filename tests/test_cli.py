@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import click
 import pytest
+import requests
 from flask.testing import FlaskCliRunner
 from redis import Redis
 from rq import Queue
@@ -22,6 +25,7 @@ from rq import Queue
 from flowhook.dev.commands import _post
 from flowhook.dev.redis_server import EmbeddedRedis, free_port
 from tests.conftest import ROOT, CallFunction, WorkerPool
+from tests.test_e2e import gunicorn
 
 BIN = Path(sys.executable).parent
 
@@ -220,19 +224,81 @@ def test_the_commands_read_env_as_make_run_does(tmp_path: Path) -> None:
     assert "kept  /webservice/kept" in listed.stdout
 
 
-@pytest.mark.slow  # a subprocess per command
-@pytest.mark.workers  # starts a subprocess
-@pytest.mark.parametrize("command", ["handlers", "jobs", "call"])
-def test_a_broken_handler_module_is_one_line_for_every_command(tmp_path: Path, command: str) -> None:
-    finished = developer_command(
-        "flask",
-        "--app",
-        "app",
-        command,
-        state_file=tmp_path / "run.json",
-        FLOWHOOK_HANDLERS="tests.broken.import_error",
-    )
-    assert_one_line_error(finished, "cannot import handler module tests.broken.import_error.crm")
+GREET = """from flowhook import Call
+
+SETTINGS = {"runs_in": "web"}
+
+
+def handle(call: Call) -> dict[str, str]:
+    return {"greeting": f"Hello {call.variables.get('name', '')}"}
+"""
+LATER = """SETTINGS = {"budget": 0.2}
+
+
+def handle(call):
+    return {}
+"""
+
+
+@pytest.mark.e2e  # gunicorn serving the last good version, as `make run` does after a broken edit
+def test_the_commands_work_past_broken_handler_modules(redis_url: str, tmp_path: Path) -> None:
+    package = f"team_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "greet.py").write_text(GREET)
+    (folder / "later.py").write_text(LATER)
+    settings = {
+        "REDIS_URL": redis_url,
+        "FLOWHOOK_HANDLERS": package,
+        "FLOWHOOK_QUEUE": f"cli-{uuid.uuid4().hex[:8]}",  # served by no worker: the job stays
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+    }
+    with gunicorn({**os.environ, **settings}, tmp_path / "web.log") as url:
+        body = {"process_instance_id": "conv-broken", "variables": {}}
+        pending = requests.post(f"{url}/webservice/later", json=body, timeout=10).json()["data"]["variables"]
+        assert pending["later_status"] == "pending"
+        # Then three kinds of broken module: a syntax error, an import that raises, bad SETTINGS.
+        (folder / "later.py").write_text(LATER + "\ndef broken(:\n")
+        shutil.copy(ROOT / "tests" / "broken" / "import_error" / "crm.py", folder)
+        shutil.copy(ROOT / "tests" / "broken" / "bad_settings" / "slow.py", folder)
+
+        def command(*arguments: str) -> subprocess.CompletedProcess[str]:
+            finished = developer_command(
+                "flask", "--app", "app", *arguments, state_file=tmp_path / "run.json", **settings
+            )
+            assert "Traceback" not in finished.stdout + finished.stderr
+            return finished
+
+        shown = command("--help")
+        assert shown.returncode == 0, shown.stderr
+        for name in ("call", "forget", "handlers", "jobs", "new"):
+            assert re.search(rf"^  {name} ", shown.stdout, flags=re.MULTILINE), shown.stdout
+
+        listed = command("handlers")
+        assert listed.returncode == 1  # the service would not start
+        assert "greet  /webservice/greet" in listed.stdout
+        assert re.search(r"later  broken.*\n.*SyntaxError.*later\.py", listed.stdout)
+        assert re.search(r"crm  broken.*\n.*RuntimeError: the CRM client is not configured", listed.stdout)
+        assert re.search(r"slow  broken.*\n.*invalid SETTINGS: budget", listed.stdout)
+
+        called = command("call", "greet", "--var", "name=Ada", "--url", url)
+        assert called.returncode == 0, called.stderr
+        assert '"greeting": "Hello Ada"' in called.stdout
+        refused = command("call", "later", "--url", url)
+        assert_one_line_error(refused, "handler later is broken", "SyntaxError")
+
+        jobs = command("jobs")
+        assert jobs.returncode == 0, jobs.stderr
+        assert f"{pending['later_job']}  later" in jobs.stdout
+        # The broken module's job was started while it served: forget finds it all the same.
+        forgotten = command("forget", "conv-broken")
+        assert forgotten.returncode == 0, forgotten.stderr
+        assert forgotten.stdout.startswith("deleted 1 job and")
+
+        created = command("new", "hello", "--tests-dir", str(tmp_path / "tests"))
+        assert created.returncode == 0, created.stderr
+        assert (folder / "hello.py").exists()
 
 
 @pytest.mark.slow  # waits out budgets for seconds

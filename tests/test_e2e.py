@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import psutil
 import pytest
 import requests
 
+from flowhook import defaults
 from flowhook.contract import INTERRUPTED
 from flowhook.dev.redis_server import free_port
 from tests.conftest import ROOT
@@ -92,6 +94,25 @@ def running_service(tmp_path: Path, **settings: str) -> Iterator[Service]:
         stop_tree(process)
 
 
+@contextmanager
+def gunicorn(environment: Mapping[str, str], log: Path) -> Iterator[str]:
+    """The web service as the image runs it (gunicorn.conf.py), one process, its lines in ``log``; yields its URL."""
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**environment, "PORT": str(port), "WEB_CONCURRENCY": "1"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_log(log, "Booting worker")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_tree(process)
+
+
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     with running_service(tmp_path) as running:
@@ -124,6 +145,31 @@ def test_make_run_answers_inline_then_pending_then_polled_to_done(service: Servi
     malformed = requests.post(f"{service.url}/webservice/echo", data=b"{", timeout=5)
     assert malformed.status_code == 415
     assert malformed.json()["error"]["code"] == 415
+
+
+# A call of the README's quick start and the answer it shows: a ```sh block with one curl, then a ```json block.
+README_CALL = re.compile(
+    r"```sh\ncurl -s localhost:8000(/webservice/\w+) [^`]*?-d '([^']*)'\n```\n```json\n([^\n]*)\n```"
+)
+# How the README shortens a job id, in what it sends and what it shows.
+SHORTENED_JOB = "9b46496134..."
+
+
+@pytest.mark.slow  # waits out the default budget, as the README's pending example does
+def test_the_readmes_calls_are_answered_as_the_readme_shows(tmp_path: Path) -> None:
+    calls = README_CALL.findall((ROOT / "README.md").read_text())
+    assert len(calls) == 3  # echo; sleep, pending; its poll, done
+    job = ""
+    with running_service(tmp_path, FLOWHOOK_BUDGET=str(defaults.BUDGET)) as service:
+        for path, body, shown in calls:
+            response = requests.post(
+                f"{service.url}{path}",
+                data=body.replace(SHORTENED_JOB, job),
+                headers={"Content-Type": "application/json"},
+                timeout=20,
+            )
+            job = response.json()["data"]["variables"].get("sleep_job") or job
+            assert response.text.strip() == shown.replace(SHORTENED_JOB, job)
 
 
 def test_ctrl_c_stops_everything_and_keeps_redis_data(service: Service) -> None:

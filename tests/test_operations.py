@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -27,8 +28,8 @@ from flowhook.contract import INTERRUPTED
 from flowhook.dev.redis_server import free_port
 from flowhook.settings import Settings
 from tests.conftest import ROOT, StartWorkers, WorkerPool
-from tests.test_e2e import stop_tree, wait_for_log
-from tests.waiting import poll_until_over
+from tests.test_e2e import gunicorn, stop_tree, wait_for_log
+from tests.waiting import poll_until_over, wait_until
 
 # A value no metric and no log line may carry (personal data in a call's variables).
 SECRET = "ada.secret@example.org"
@@ -268,6 +269,127 @@ def test_a_json_line_written_in_a_job_carries_its_trace_handler_and_job_and_no_a
     assert "trace" not in outside
     assert outside["queue"] == "flowhook.sleepy"
     assert SECRET not in stream.getvalue()
+
+
+def test_a_text_line_written_in_a_job_ends_with_its_trace_id_as_the_access_line_does() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger(f"handlers.sleepy.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(logs.log_handler(Settings(), stream))
+    with logs.job_context("sleepy", "a" * 32, "0123456789abcdef"):
+        logger.info("asked the ERP")
+        try:
+            raise TimeoutError("the ERP")
+        except TimeoutError:
+            logger.exception("gave up")
+    logger.info("outside any job")
+    inside, failed, *traceback, outside = stream.getvalue().splitlines()
+    assert inside.endswith(f"{logger.name}: asked the ERP trace=0123456789abcdef")
+    assert failed.endswith("gave up trace=0123456789abcdef")  # on the line, not after the traceback
+    assert traceback[-1] == "TimeoutError: the ERP"
+    assert outside.endswith("outside any job")
+
+
+@pytest.mark.parametrize(
+    ("settings", "environment_format", "json_line"),
+    [
+        (Settings(log_format="json"), "text", True),
+        (None, "json", True),
+        (Settings(), "json", False),
+        (None, None, False),
+    ],
+)
+def test_a_start_up_error_is_one_line_as_text_or_json(
+    settings: Settings | None,
+    environment_format: str | None,
+    json_line: bool,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without settings (reading them failed), FLOWHOOK_LOG_FORMAT alone says which."""
+    if environment_format is None:
+        monkeypatch.delenv("FLOWHOOK_LOG_FORMAT", raising=False)
+    else:
+        monkeypatch.setenv("FLOWHOOK_LOG_FORMAT", environment_format)
+    logs.startup_error(settings, "handler module handlers.greet: invalid SETTINGS", source="flowhook worker")
+    written = capsys.readouterr().err
+    assert written.count("\n") == 1
+    if json_line:
+        line = json.loads(written)
+        assert line == {
+            "time": line["time"],
+            "level": "ERROR",
+            "logger": "flowhook worker",
+            "message": "handler module handlers.greet: invalid SETTINGS",
+        }
+    else:
+        assert written == "flowhook worker: handler module handlers.greet: invalid SETTINGS\n"
+
+
+@pytest.mark.e2e  # gunicorn and a worker
+def test_the_web_and_worker_text_lines_of_one_call_carry_its_trace_id(
+    start_workers: StartWorkers, tmp_path: Path
+) -> None:
+    workers = start_workers(1)  # text lines, the default format
+    trace = uuid.uuid4().hex[:16]
+    with gunicorn(workers.environment, tmp_path / "web.log") as url:
+        response = requests.post(
+            f"{url}/webservice/kept",
+            json={"process_instance_id": f"join-{uuid.uuid4().hex}", "variables": {}},
+            headers={"X-B3-TraceId": trace},
+            timeout=20,
+        )
+    answer = response.json()["data"]["variables"]
+    assert answer["kept_status"] == "done"
+    job_id = answer["key"]  # the job's id is its idempotency key
+    access = [line for line in (tmp_path / "web.log").read_text().splitlines() if "POST /webservice/kept" in line]
+    assert len(access) == 1
+    assert access[0].endswith(f"status=done job={job_id} trace={trace}")
+    worker_log = workers.log
+    assert worker_log is not None
+    ended = wait_until(
+        lambda: [line for line in worker_log.read_text().splitlines() if f"job {job_id} (kept)" in line],
+        10,
+        lambda: f"no line of the worker names job {job_id}:\n{worker_log.read_text()}",
+    )
+    assert re.search(rf"job {job_id} \(kept\) done in [0-9.]+ s trace={trace}$", ended[-1]), ended
+
+
+STARTS = {
+    "the web service": [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+    "make run's code check": [sys.executable, "-m", "flowhook.dev.stack", "--check"],
+}
+
+
+@pytest.mark.workers  # starts subprocesses
+@pytest.mark.parametrize("start", STARTS)
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({"FLOWHOOK_HANDLERS": "tests.broken.bad_settings"}, r"bad_settings/slow\.py\): invalid SETTINGS: budget"),
+        ({"FLOWHOOK_HANDLERS": "tests.broken.import_error"}, r"import_error\.crm: RuntimeError: the CRM client"),
+        ({"FLOWHOOK_BUDGET": "99"}, r"^invalid settings: FLOWHOOK_BUDGET: must be"),
+    ],
+)
+def test_with_json_logs_what_stops_start_up_is_said_in_json_lines_only(
+    start: str, broken: dict[str, str], message: str, redis_url: str
+) -> None:
+    environment = {**os.environ, "REDIS_URL": redis_url, "FLOWHOOK_LOG_FORMAT": "json", "PORT": str(free_port())}
+    finished = subprocess.run(
+        STARTS[start],
+        cwd=ROOT,
+        env={**environment, "WEB_CONCURRENCY": "1", **broken},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode != 0
+    lines = (finished.stdout + finished.stderr).splitlines()
+    assert all(isinstance(json.loads(line), dict) for line in lines), lines
+    said = [json.loads(line) for line in lines if json.loads(line)["level"] == "ERROR"]
+    assert any(re.search(message, line["message"]) for line in said), said
 
 
 def exported_names(text: str) -> set[str]:

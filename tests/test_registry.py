@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import click
 import pytest
 
 from app import create_app
 from flowhook.exceptions import HandlerModuleError
+from flowhook.extension import EXTENSION
 from flowhook.registry import discover
 from flowhook.settings import Settings
 from tests.conftest import ROOT
@@ -90,6 +93,16 @@ def test_a_broken_handler_module_is_named(package: str, message: str) -> None:
 def test_the_app_does_not_start_with_a_broken_handler(redis_url: str) -> None:
     with pytest.raises(HandlerModuleError, match=r"no_handle/orders\.py"):
         create_app({"REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.broken.no_handle"})
+
+
+def test_a_command_goes_on_past_a_broken_handler_module_but_flask_run_does_not(redis_url: str) -> None:
+    config = {"REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.broken.no_handle"}
+    with click.Context(click.Command("jobs")):
+        registry = create_app(config).extensions[EXTENSION].registry
+    assert not registry
+    assert re.search(r"no_handle/orders\.py.*handle\(call\)", registry.broken["orders"])
+    with click.Context(click.Command("run")), pytest.raises(click.ClickException, match=r"no_handle/orders\.py"):
+        create_app(config)
 
 
 @pytest.mark.workers  # starts a subprocess

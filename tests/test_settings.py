@@ -40,6 +40,16 @@ def test_every_bad_setting_is_named() -> None:
     assert "FLOWHOOK_JOB_TIMEOUT" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("FLOWHOOK_QUEUE", "flowhook\n"), ("FLOWHOOK_SENTINELS", "sentinel:26379\n"), ("FLOWHOOK_SENTINELS", "\n")],
+)
+def test_a_pattern_setting_must_match_as_a_whole(name: str, value: str) -> None:
+    """A last newline (which Python's $ lets through) is refused with the rest."""
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: value})
+
+
 def test_the_web_service_listens_on_loopback_unless_told_otherwise() -> None:
     assert Settings.from_env({}).host == "127.0.0.1"
     assert Settings.from_env({"FLOWHOOK_HOST": "0.0.0.0"}).host == "0.0.0.0"

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except FlowhookError as error:
-        print(f"flowhook worker: {error}", file=sys.stderr)
+        from flowhook import logs  # it imports Flask: only once the worker will not start
+
+        logs.startup_error(None, str(error), source="flowhook worker")
         return 2
     if args.check:
         return check(settings)
@@ -67,7 +69,7 @@ def serve(settings: Settings, burst: bool) -> int:
         # and forked work horses inherit the imported code.
         handlers = current_registry()
     except FlowhookError as error:
-        print(f"flowhook worker: {error}", file=sys.stderr)
+        logs.startup_error(settings, str(error), source="flowhook worker")
         return 2
     logs.configure(settings)  # text, or JSON with FLOWHOOK_LOG_FORMAT=json
     for warning in unknown_setting_warnings():

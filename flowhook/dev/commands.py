@@ -105,7 +105,10 @@ def _parse_variables(pairs: tuple[str, ...]) -> dict[str, str]:
 @with_appcontext
 def call_command(name: str, pairs: tuple[str, ...], instance: str | None, url: str | None, token: str | None) -> None:
     """Call handler NAME as LoyJoy would, polling until it is done or failed."""
-    handler = current_flowhook().registry.get(name)
+    registry = current_flowhook().registry
+    if name in registry.broken:
+        raise click.ClickException(f"handler {name} is broken, fix it first: {registry.broken[name]}")
+    handler = registry.get(name)
     namespace = handler.namespace if handler is not None else name
     endpoint = _endpoint(url or _service_url(), name)
     headers = {"Authorization": f"Bearer {token}"} if token else {}

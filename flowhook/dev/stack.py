@@ -29,21 +29,22 @@ WORKER_CODE = ROOT / "workers"
 
 def check() -> int:
     """0 when settings, handlers and Flowhook's code load, naming the handlers; else 2, saying what is wrong."""
+    settings = None
     try:
-        handlers = discover(Settings.from_env())
+        settings = Settings.from_env()
+        handlers = discover(settings)
         importlib.import_module("app")
         for source in sorted(WORKER_CODE.rglob("*.py")):
             compile(source.read_text(), str(source), "exec")
     except FlowhookError as error:
-        print(f"flowhook: {error}", file=sys.stderr)
+        logs.startup_error(settings, str(error))
         return 2
     except SyntaxError as error:
-        print("flowhook: " + "".join(traceback.format_exception_only(error)).rstrip(), file=sys.stderr)
+        logs.startup_error(settings, "".join(traceback.format_exception_only(error)).rstrip())
         return 2
     except Exception:
         # A broken edit of Flowhook's own code: where it broke, not the whole import chain.
-        print("flowhook: the code does not load:", file=sys.stderr)
-        print(traceback.format_exc(limit=-3).rstrip(), file=sys.stderr)
+        logs.startup_error(settings, "the code does not load:\n" + traceback.format_exc(limit=-3).rstrip())
         return 2
     print(", ".join(handlers))
     return 0

@@ -34,6 +34,10 @@ def run(
         process_instance_id: The conversation's id.
         progress: When given, collects every value the handler reported with ``call.progress()``.
 
+    Returns:
+        The handler's variables as the flow receives them, every value a string (``3`` as ``"3"``,
+        ``True`` as ``"true"``, ``None`` as ``""``, lists and dicts as JSON); no status variables.
+
     Raises:
         marshmallow.ValidationError: when the variables fail the handler's schema (``invalid``).
         Exception: whatever the handler raised (``failed``).
