@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
+# Test processes (pytest-xdist): three on two cores, as most tests wait rather than compute;
+# TEST_PROCESSES=0 runs them in this process (one at a time, for pdb).
+TEST_PROCESSES ?= 3
 SOAK_MINUTES ?= 3
 FAILOVER_ARGS ?=
 COMPOSE_CHECK_PROJECT ?= flowhook-check
@@ -25,10 +28,10 @@ test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest -n $(TEST_PROCESSES) --cov --cov-report=term
 
 test-fast: $(VENV)/.installed  ## the quick loop while editing, under a minute: unit and workers tests, no e2e or slow ones
-	FLOWHOOK_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -m "not e2e and not slow" -q
+	FLOWHOOK_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -n $(TEST_PROCESSES) -m "not e2e and not slow" -q
 
 # The worker tests, on RQ's newest release from the package index instead of the pinned one: an
 # upgrade's breakage shows here in minutes (the pins in tests/test_rq_pins.py name what changed).

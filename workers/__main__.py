@@ -130,7 +130,9 @@ def serve(settings: Settings, burst: bool) -> int:
 
 
 def check(settings: Settings) -> int:
-    """0 when a worker of this host is alive (a fresh heartbeat), else 1."""
+    """0 when a worker of this host serving this deployment's queues is alive (a fresh heartbeat), else 1."""
+    from typing import cast
+
     from redis.exceptions import RedisError
     from rq.worker_registration import get_keys
 
@@ -140,8 +142,17 @@ def check(settings: Settings) -> int:
     own = f"rq:worker:{socket.gethostname()}."
     connection = connect(settings)
     try:
-        registered = [key.decode() if isinstance(key, bytes) else key for key in get_keys(connection=connection)]
-        alive = sorted(fresh_workers(connection, [key for key in registered if key.startswith(own)], settings))
+        candidates = sorted(key for key in map(_text, get_keys(connection=connection)) if key.startswith(own))
+        with connection.pipeline(transaction=False) as pipe:
+            for key in candidates:
+                pipe.hget(key, "queues")
+            queues = cast(list[bytes | None], pipe.execute())
+        serving = [
+            key
+            for key, names in zip(candidates, queues, strict=True)
+            if names and any(name.startswith(f"{settings.queue_name}.") for name in names.decode().split(","))
+        ]
+        alive = sorted(fresh_workers(connection, serving, settings))
     except RedisError as error:
         print(f"flowhook worker check: Redis unavailable: {error}", file=sys.stderr)
         return 1
@@ -150,6 +161,10 @@ def check(settings: Settings) -> int:
         return 1
     print(f"flowhook worker check: alive: {', '.join(key.removeprefix('rq:worker:') for key in alive)}")
     return 0
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
 
 
 if __name__ == "__main__":
