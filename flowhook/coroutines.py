@@ -24,7 +24,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any
 
 from flowhook.call import Call
@@ -32,6 +32,9 @@ from flowhook.offload import gevent_is_running
 
 Result = Mapping[str, Any] | None
 AsyncFunction = Callable[[Call], Coroutine[Any, Any, Result]]
+
+# Seconds between two looks at ``call.stopped`` while a thread waits for its coroutine.
+STOP_CHECK_INTERVAL = 0.1
 
 _starting = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -45,14 +48,23 @@ def run_coroutine(function: AsyncFunction, call: Call) -> Result:
         BaseException: what the coroutine raised; or what interrupted the wait (the task is cancelled).
     """
     loop = _running_loop()
-    if not gevent_is_running():
-        future = asyncio.run_coroutine_threadsafe(_contained(function(call)), loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()  # a worker's timeout (SIGALRM) interrupted the wait
-            raise
-    return _wait_in_greenlet(function, call, loop)
+    if gevent_is_running():
+        return _wait_in_greenlet(function, call, loop)
+    return _wait_in_thread(function, call, loop)
+
+
+def _wait_in_thread(function: AsyncFunction, call: Call, loop: asyncio.AbstractEventLoop) -> Result:
+    """Wait for the task in a thread, which nothing interrupts but a signal: look at ``call.stopped`` too."""
+    future = asyncio.run_coroutine_threadsafe(_contained(function(call)), loop)
+    try:
+        # An inline attempt under a threaded server is not interrupted at its budget, but told to stop.
+        while not wait([future], timeout=STOP_CHECK_INTERVAL).done:
+            if call.stopped:
+                future.cancel()
+        return future.result()
+    except BaseException:
+        future.cancel()  # a worker's timeout (SIGALRM) interrupted the wait
+        raise
 
 
 async def _contained(coroutine: Coroutine[Any, Any, Result]) -> Result:

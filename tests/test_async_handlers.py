@@ -20,9 +20,11 @@ import pytest
 import requests
 from redis import Redis
 
+from app import create_app
 from flowhook.dev.redis_server import free_port
 from flowhook.dev.testing import run
-from tests.conftest import ROOT, StartWorkers
+from flowhook.exceptions import RetryableError
+from tests.conftest import ROOT, StartWorkers, caller
 from tests.test_concurrency import at_once, conversations
 from tests.test_e2e import stop_tree, wait_for_log
 from tests.waiting import poll_until_over, wait_until
@@ -94,6 +96,21 @@ def test_an_async_handler_runs_in_a_handlers_test_as_in_a_worker() -> None:
     assert progress == ["napping"]
 
 
+def test_what_an_async_handler_raises_reaches_the_caller_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So a RetryableError is retried and a HandlerError's reason is the flow's, as for a plain handler."""
+    name = f"raising_{uuid.uuid4().hex[:8]}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "crm.py").write_text(
+        "from flowhook import RetryableError\n\nasync def handle(call):\n    raise RetryableError('the CRM is busy')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RetryableError, match="the CRM is busy"):
+        run("crm", {}, package=name)
+
+
 @pytest.fixture
 def web(redis_url: str, tmp_path: Path) -> Iterator[str]:
     """gunicorn (its gevent worker, one process) serving the test handlers; inline calls need no worker."""
@@ -151,6 +168,18 @@ def test_an_async_attempt_past_its_budget_is_cancelled_and_handed_to_a_worker(we
     wait_until(lambda: redis.get(f"test:cancelled:{key}"), 5, "the inline attempt was not cancelled")
 
 
+def test_under_a_threaded_server_an_async_attempt_past_its_budget_is_cancelled(
+    redis_url: str, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)  # where the handler notes its cancellation
+    # No worker serves this queue: the handed-over job waits, and only the inline attempt ran.
+    settings = {"REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.handlers", "FLOWHOOK_QUEUE": uuid.uuid4().hex}
+    call = caller(create_app({"TESTING": True, **settings}).test_client(), f"threads-{uuid.uuid4().hex}")
+    key = uuid.uuid4().hex
+    assert call("async_web_overrun", {"key": key})["async_web_overrun_status"] == "pending"
+    wait_until(lambda: redis.get(f"test:cancelled:{key}"), 5, "the inline attempt was not cancelled")
+
+
 @pytest.mark.slow
 def test_twenty_async_jobs_at_once_are_all_done_inline_by_one_pool_worker(
     start_workers: StartWorkers, redis_url: str
@@ -176,7 +205,7 @@ def test_an_async_jobs_progress_is_in_its_pending_answer(start_workers: StartWor
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("worker_class", ["pool", "simple"])
+@pytest.mark.parametrize("worker_class", ["pool", "simple", "fork"])
 def test_a_job_timeout_cancels_an_async_handler(
     worker_class: str, start_workers: StartWorkers, redis_url: str, redis: Redis
 ) -> None:
