@@ -32,8 +32,9 @@ from tests.waiting import poll_until_over, wait_until
 # Under gevent, as gunicorn's worker and the pool worker patch it: what asyncio does per greenlet.
 UNDER_GEVENT = """
 from gevent import monkey; monkey.patch_all()
-import asyncio, json, time, gevent
+import asyncio, contextvars, json, time, gevent
 from flowhook.call import make_call
+from flowhook.coroutines import run_coroutine
 from flowhook.registry import discover
 from flowhook.settings import Settings
 
@@ -54,10 +55,16 @@ own = [greenlet.value for greenlet in greenlets]
 
 handler = discover(Settings(handlers_package="tests.handlers"))["async_nap"]
 reported = []
+trace = contextvars.ContextVar("trace")  # as flowhook/logs.py keeps a job's trace id
+
+async def traced(call):
+    return trace.get()
+
 def call_handler(number):
     call = make_call(handler, {"process_instance_id": str(number), "variables": {"seconds": 1}},
                      idempotency_key=str(number), deadline=time.monotonic() + 10, report_progress=reported.append)
-    return handler.run(call)
+    trace.set(f"trace-{number}")
+    return {**handler.run(call), "trace": run_coroutine(traced, call)}
 
 ticks = 0
 def tick():
@@ -84,6 +91,8 @@ def test_under_gevent_twenty_async_calls_share_one_loop_and_leave_the_greenlets_
     # Why one loop in a thread of its own: a loop per greenlet fails for every greenlet but the first.
     assert seen["own"] == ["ran", "asyncio.run() cannot be called from a running event loop"]
     assert [answer["key"] for answer in seen["answers"]] == [str(number) for number in range(20)]
+    # Each coroutine saw its caller's context variables (a job's trace id for its log lines).
+    assert [answer["trace"] for answer in seen["answers"]] == [f"trace-{number}" for number in range(20)]
     assert seen["took"] < 1.8  # 20 naps of 1 s, at once
     assert seen["ticks"] > 50  # meanwhile another greenlet ran every 10 ms or so
     assert seen["reported"] == ["napping"] * 20  # progress from async code reached the caller's greenlet
