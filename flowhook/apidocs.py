@@ -28,6 +28,8 @@ SWAGGER_UI_CONFIG = {
     # Swagger UI would send the document to validator.swagger.io for a badge: nothing leaves here.
     "validatorUrl": None,
     "displayRequestDuration": True,
+    # A handler's input variables show in its schema without unfolding each level.
+    "defaultModelExpandDepth": 3,
 }
 
 
