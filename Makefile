@@ -16,7 +16,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 # `make` alone lists the targets; it starts nothing.
 .DEFAULT_GOAL := help
 
-.PHONY: help run test test-fast test-rq-next install lint bench bench-smoke soak failover compose-check monitor-check prometheus wrk clean
+.PHONY: help run test test-fast test-rq-next install lint bench bench-smoke soak failover compose-check monitor-check prometheus chromium wrk clean
 
 help:  ## list the targets with what each does (the default: `make` alone)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -25,6 +25,7 @@ run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web a
 	$(BIN)/python -m flowhook.dev.run --workers $(WORKERS)
 
 test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy and every test, with the coverage figure (private Redis unless REDIS_URL is set)
+	@command -v chromium >/dev/null || $(MAKE) --no-print-directory chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -71,6 +72,13 @@ prometheus:  ## install Prometheus and promtool (Debian's package) when running 
 		apt-get update -qq && apt-get install -y -qq prometheus; \
 	else \
 		echo "make monitor-check needs Prometheus: sudo apt-get install prometheus (or your system's package)"; exit 1; \
+	fi
+
+chromium:  ## install the browser that tests /docs (Debian's package) when running as root
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium || echo "make: chromium not installed: the test of /docs in a browser is skipped"; \
+	else \
+		echo "make: no chromium, so the test of /docs in a browser is skipped: sudo apt-get install chromium"; \
 	fi
 
 wrk:  ## install the load generator (Debian's package) when running as root

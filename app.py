@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flowhook import answers, cli, extension, health, http_errors, monitoring, openapi, ratelimit, webservice
+from flowhook import answers, apidocs, cli, extension, health, http_errors, monitoring, openapi, ratelimit, webservice
 from flowhook.connection import connect
 from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
@@ -57,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     cli.init_app(app)
     health.init_app(app)
     openapi.init_app(app)
+    apidocs.init_app(app, settings)
     webservice.init_app(app)
     monitoring.init_app(app, flowhook)
     ratelimit.init_app(app, settings)

@@ -10,22 +10,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask
 from marshmallow import Schema, fields
 
-from flowhook.contract import EnvelopeSchema, FlowId
+from flowhook.contract import DONE, FAILED, INVALID, PENDING, EnvelopeSchema, FlowId
 from flowhook.extension import current_flowhook
 from flowhook.registry import Registry
 from flowhook.settings import Settings
 
 bp = Blueprint("openapi", __name__)
-
-
-class AnswerVariablesSchema(Schema):
-    variables = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
-
-
-class AnswerSchema(Schema):
-    """Every answer to a well-formed call: the variables to set, all strings."""
-
-    data = fields.Nested(AnswerVariablesSchema, required=True)
 
 
 class ErrorDetailSchema(Schema):
@@ -76,6 +66,27 @@ ERRORS = {
 }
 
 
+def _answer(namespace: str) -> dict[str, Any]:
+    """A handler's answer to a well-formed call: its status variables by name, then its results."""
+    status = {
+        f"{namespace}_status": {"type": "string", "enum": [DONE, PENDING, FAILED, INVALID]},
+        f"{namespace}_job": {"type": "string", "description": "the job's id while pending, else empty"},
+        f"{namespace}_error": {"type": "string", "description": "why, when failed or invalid, else empty"},
+        f"{namespace}_progress": {"type": "string", "description": "in pending answers, when the handler reports it"},
+    }
+    variables = {
+        "type": "object",
+        "properties": status,
+        "required": list(status)[:3],
+        # When done, the handler's own variables, unprefixed: every value a string.
+        "additionalProperties": {"type": "string"},
+    }
+    data = {"type": "object", "properties": {"variables": variables}, "required": ["variables"]}
+    example = {f"{namespace}_status": DONE, f"{namespace}_job": "", f"{namespace}_error": ""}
+    answer = {"data": {"variables": example}}
+    return {"type": "object", "properties": {"data": data}, "required": ["data"], "example": answer}
+
+
 def build(registry: Registry, settings: Settings) -> dict[str, Any]:
     """The OpenAPI document for these handlers and settings."""
     plugin = MarshmallowPlugin()
@@ -88,7 +99,7 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
     )
     plugin.converter.add_attribute_function(_flow_id)  # type: ignore[union-attr]
     plugin.converter.add_attribute_function(_json_numbers)  # type: ignore[union-attr]
-    for name, component in (("Envelope", EnvelopeSchema), ("Answer", AnswerSchema), ("Error", ErrorSchema)):
+    for name, component in (("Envelope", EnvelopeSchema), ("Error", ErrorSchema)):
         spec.components.schema(name, schema=component)
     spec.components.schema("Health", schema=HealthSchema)
     spec.components.schema("Readiness", schema=ReadinessSchema)
@@ -96,7 +107,9 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
     errors = {code: {"description": text, **error} for code, text in ERRORS.items()}
     if settings.tokens or settings.handler_tokens:
         errors["401"] = {"description": "missing or invalid credentials", **error}
-        spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+        # The three ways LoyJoy's module can send a token (flowhook/auth.py); the first is the usual.
+        bearer = "a token of FLOWHOOK_TOKENS, as `Authorization: Bearer <token>`"
+        spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "description": bearer})
         spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
         spec.components.security_scheme("token", {"type": "apiKey", "in": "query", "name": "token"})
     # Handlers that share an Input class share its component: apispec describes a class once.
@@ -118,13 +131,14 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
             path=f"/webservice/{handler.name}",
             operations={
                 "post": {
+                    "tags": ["handlers"],
                     "summary": f"Call the {handler.name} handler",
                     "description": f"Reads {reads}; answers {handler.namespace}_status, _job, _error.",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
                     "responses": {
                         "200": {
                             "description": "the status variables, and the results when done",
-                            "content": {"application/json": {"schema": "Answer"}},
+                            "content": {"application/json": {"schema": _answer(handler.namespace)}},
                         },
                         **errors,
                     },
@@ -140,7 +154,8 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         path="/healthz",
         operations={
             "get": {
-                "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": "Health"}}}}
+                "tags": ["health"],
+                "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": "Health"}}}},
             }
         },
     )
@@ -149,10 +164,11 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
         path="/readyz",
         operations={
             "get": {
+                "tags": ["health"],
                 "responses": {
                     "200": {"description": "Redis answers and every handler has a live worker", **readiness},
                     "503": {"description": "a part is missing", **readiness},
-                }
+                },
             }
         },
     )

@@ -9,18 +9,19 @@ import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from flowhook import defaults
 from flowhook.call import Call
 from flowhook.contract import VARIABLE_NAME, describe_errors, flow_variables, status_variables
+from flowhook.coroutines import AsyncFunction, run_coroutine
 from flowhook.exceptions import HandlerModuleError
 from flowhook.offload import run_in_thread
 from flowhook.settings import Settings
 
-HandlerFunction = Callable[[Call], Mapping[str, Any] | None]
+HandlerFunction = Callable[[Call], Mapping[str, Any] | None] | AsyncFunction
 
 WORKER = "worker"
 WEB = "web"
@@ -111,11 +112,23 @@ class Handler:
         """The status variable that carries the job id: a call that sends it is a poll."""
         return f"{self.namespace}_job"
 
+    @functools.cached_property
+    def asynchronous(self) -> bool:
+        """Whether ``handle`` is an ``async def``: its coroutine runs on the process's event loop."""
+        return inspect.iscoroutinefunction(self.function)
+
     def run(self, call: Call) -> dict[str, str]:
-        """Run the handler (a CPU-bound one in a thread of its own) and write what it returned as flow variables."""
+        """Run the handler and write what it returned as flow variables.
+
+        An ``async def handle`` runs on the process's event loop (flowhook/coroutines.py), a CPU-bound
+        one in a thread of its own (flowhook/offload.py), any other where it is called.
+        """
+        if self.asynchronous:
+            return flow_variables(run_coroutine(cast(AsyncFunction, self.function), call))
+        function = cast(Callable[[Call], Mapping[str, Any] | None], self.function)
         if self.settings.cpu_bound:
-            return flow_variables(run_in_thread(self.function, call))
-        return flow_variables(self.function(call))
+            return flow_variables(run_in_thread(function, call))
+        return flow_variables(function(call))
 
     def load(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the input with the handler's schema.
@@ -206,6 +219,8 @@ def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
     function = getattr(module, "handle", None)
     if not callable(function):
         raise HandlerModuleError(f"{where}: it must define a function handle(call)")
+    if inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function):
+        raise HandlerModuleError(f"{where}: handle(call) must return its variables, not yield them")
     schema_class = getattr(module, "Input", None)
     if schema_class is not None and not (inspect.isclass(schema_class) and issubclass(schema_class, Schema)):
         raise HandlerModuleError(f"{where}: Input must be a marshmallow Schema class")
@@ -213,6 +228,11 @@ def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
         own: dict[str, Any] = _HandlerSettingsSchema().load(getattr(module, "SETTINGS", {}))
     except ValidationError as error:
         raise HandlerModuleError(f"{where}: invalid SETTINGS: {describe_errors(error)}") from None
+    if own.get("cpu_bound") and inspect.iscoroutinefunction(function):
+        # Its computing would run on the event loop every async handler of the process shares.
+        raise HandlerModuleError(
+            f"{where}: an async def handle cannot be cpu_bound: make it a plain def, or drop cpu_bound"
+        )
     return Handler(
         name=name,
         function=function,

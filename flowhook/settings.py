@@ -52,6 +52,7 @@ class Settings:
     metrics: bool = True
     metrics_tokens: tuple[str, ...] = ()
     log_format: str = defaults.LOG_FORMAT
+    api_docs: bool = False
 
     def tokens_for(self, handler: str) -> tuple[str, ...]:
         """The tokens that open a handler: its own (FLOWHOOK_TOKENS_<NAME>) or the global ones."""
@@ -157,6 +158,8 @@ class _SettingsSchema(Schema):
     metrics = fields.Boolean(data_key="FLOWHOOK_METRICS")
     metrics_tokens = fields.Function(deserialize=_token_list, data_key="FLOWHOOK_METRICS_TOKENS")
     log_format = fields.String(data_key="FLOWHOOK_LOG_FORMAT", validate=validate.OneOf(["text", "json"]))
+    # Empty (as .env.example has it) is the default of where it runs: on under `make run`, else off.
+    api_docs = fields.Boolean(data_key="FLOWHOOK_API_DOCS", falsy={*fields.Boolean.falsy, ""})
 
     def __init__(self, context_tokens: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -27,6 +27,12 @@ def test_the_document_describes_every_handler_and_its_answers(client: FlaskClien
     assert "email, count" in operation["description"]
     envelope = document["components"]["schemas"]["Envelope"]
     assert envelope["required"] == ["process_instance_id"]
+    # The answer names the status variables a flow branches on, in the handler's namespace (tp).
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    variables = answer["properties"]["data"]["properties"]["variables"]
+    assert variables["required"] == ["tp_status", "tp_job", "tp_error"]
+    assert variables["properties"]["tp_status"]["enum"] == ["done", "pending", "failed", "invalid"]
+    assert "tp_progress" in variables["properties"]
 
 
 def test_each_handlers_input_schema_is_in_the_document(client: FlaskClient) -> None:

@@ -76,6 +76,35 @@ def test_bad_handler_settings_are_named(
 
 
 @pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "SETTINGS = {'cpu_bound': True}\n\nasync def handle(call):\n    return None\n",
+            r"an async def handle cannot be cpu_bound",
+        ),
+        ("async def handle(call):\n    yield {}\n", r"handle\(call\) must return its variables, not yield them"),
+        ("def handle(call):\n    yield {}\n", r"handle\(call\) must return its variables, not yield them"),
+    ],
+)
+def test_a_handler_that_cannot_run_is_refused_at_start_up(
+    source: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"mixed_{uuid.uuid4().hex[:8]}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "orders.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(HandlerModuleError, match=rf"handler module {name}\.orders \(.*orders\.py\): {message}"):
+        discover(Settings(handlers_package=name))
+
+
+def test_an_async_handler_is_known_as_one() -> None:
+    registry = discover(Settings(handlers_package="tests.handlers"))
+    assert registry["async_nap"].asynchronous
+    assert not registry["boom"].asynchronous
+
+
+@pytest.mark.parametrize(
     ("package", "message"),
     [
         ("tests.broken.import_error", r"tests\.broken\.import_error\.crm.*the CRM client is not configured"),

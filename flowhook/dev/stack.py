@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -63,12 +64,18 @@ def serve(workers: int) -> int:
     """Run gunicorn and ``workers`` RQ workers until one of them ends or a signal stops them."""
     json_lines = Settings.from_env().log_format == "json"
     manager = Manager(JsonPrinter(sys.stdout) if json_lines else None)
-    manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app")
+    manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app", env=web_environment())
     for number in range(1, workers + 1):
         # Started again if it dies, as docker-compose.yml's `restart: unless-stopped` does.
         manager.add_process(f"worker.{number}", f"{sys.executable} -m flowhook.dev.respawn {sys.executable} -m workers")
     manager.loop()
     return int(manager.returncode or 0)
+
+
+def web_environment() -> dict[str, str]:
+    """The web service's environment: the API's page at /docs on, unless the environment or .env say."""
+    # Off by default everywhere else (the image, compose): a developer's service shows its API.
+    return {**os.environ, "FLOWHOOK_API_DOCS": os.environ.get("FLOWHOOK_API_DOCS") or "true"}
 
 
 def main(argv: list[str] | None = None) -> int:
