@@ -18,7 +18,7 @@ from flowhook.call import Call
 from flowhook.contract import VARIABLE_NAME, describe_errors, flow_variables, status_variables
 from flowhook.exceptions import HandlerModuleError
 from flowhook.offload import run_in_thread
-from flowhook.settings import Settings
+from flowhook.settings import Settings, poll_wait_range
 
 HandlerFunction = Callable[[Call], Mapping[str, Any] | None]
 
@@ -31,6 +31,7 @@ class HandlerSettings:
     """A handler's effective settings, its own ``SETTINGS`` over the global defaults."""
 
     budget: float
+    poll_wait: float
     runs_in: str
     job_timeout: int
     retries: int
@@ -55,6 +56,7 @@ class _HandlerSettingsSchema(Schema):
             error=f"must be more than 0 and at most {defaults.MAX_BUDGET:g} seconds",
         )
     )
+    poll_wait = fields.Float(validate=poll_wait_range)
     runs_in = fields.String(validate=validate.OneOf([WORKER, WEB]))
     job_timeout = fields.Integer(validate=validate.Range(min=1))
     retries = fields.Integer(validate=validate.Range(min=0, max=20))
@@ -110,6 +112,11 @@ class Handler:
     def job_variable(self) -> str:
         """The status variable that carries the job id: a call that sends it is a poll."""
         return f"{self.namespace}_job"
+
+    @functools.cached_property
+    def next_variable(self) -> str:
+        """The status variable that tells the flow to poll at once or to ask the user (``<h>_next``)."""
+        return f"{self.namespace}_next"
 
     def run(self, call: Call) -> dict[str, str]:
         """Run the handler (a CPU-bound one in a thread of its own) and write what it returned as flow variables."""
@@ -190,6 +197,7 @@ def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
         input_schema=schema_class(unknown=EXCLUDE) if schema_class is not None else None,
         settings=HandlerSettings(
             budget=own.get("budget", settings.budget),
+            poll_wait=own.get("poll_wait", settings.poll_wait),
             runs_in=own.get("runs_in", WORKER),
             job_timeout=own.get("job_timeout", settings.job_timeout),
             retries=own.get("retries", 0),
