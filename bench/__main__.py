@@ -26,9 +26,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the harness")
     parser.add_argument(
         "--only",
-        choices=["1", "metrics"],
+        choices=["1", "metrics", "clicks"],
         help="run one scenario, print its figures and write nothing (1: the inline path against bare Flask, "
-        "unpinned and pinned, throughput only, about a minute each; metrics: scenario 8)",
+        "unpinned and pinned, throughput only, about a minute each; metrics: scenario 8; clicks: scenario 9, "
+        "about a minute)",
     )
     parser.add_argument("--rounds", type=int, help="rounds (runs) per measurement, overriding the plan's")
     parser.add_argument("--seconds", type=float, help="seconds of load per run, overriding the plan's")
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if args.only == "1":
                     _web_paths(stack, web_plan)
+                elif args.only == "clicks":
+                    print(report.clicks_text(scenarios.clicks(stack, plan, workers)))
                 else:
                     targets = scenarios.metrics_cost(stack, plan, workers)
                     print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             # The smoke run only checks the scenario's code: one worker per setting starts sooner.
             results.metrics = scenarios.metrics_cost(stack, plan, 1 if args.smoke else workers)
             print(report.metrics_cost_text(results.metrics), flush=True)
+            results.clicks = scenarios.clicks(stack, plan, workers)
+            print(report.clicks_text(results.clicks), flush=True)
             results.redis_version = str(stack.redis.info("server")["redis_version"])
         finally:
             stack.stop_all()

@@ -18,13 +18,13 @@ from flowhook.settings import Settings
 from tests.conftest import CallFunction, WorkerPool, caller
 from tests.test_worker_path import open_gate
 
-# The `gated` handler's budget (its SETTINGS): a new call waits this long.
+# The `held` handler's budget (its SETTINGS): a new call waits this long.
 BUDGET = 1.0
 
 
 def timed(call: CallFunction, variables: dict[str, str]) -> tuple[dict[str, str], float]:
     started = time.monotonic()
-    answer = call("gated", variables)
+    answer = call("held", variables)
     return answer, time.monotonic() - started
 
 
@@ -49,14 +49,14 @@ def test_a_poll_is_held_past_the_budget_and_answered_when_the_job_ends(
 ) -> None:
     gate = f"held-{instance}"
     first, took = timed(call, {"gate": gate})
-    assert (first["gated_status"], first["gated_next"]) == ("pending", "poll")
+    assert (first["held_status"], first["held_next"]) == ("pending", "poll")
     assert took >= BUDGET
     open_gate(redis, gate, after=2.5)  # past the budget, well within the poll's 15 s
     answer, took = timed(call, {"gate": gate, **first})
-    assert answer["gated_status"] == "done"
+    assert answer["held_status"] == "done"
     assert answer["opened"] == gate
     assert 2.5 <= took < 6  # held past the budget, answered at the job's end, not at the poll's bound
-    assert "gated_next" not in answer
+    assert "held_next" not in answer
 
 
 def test_next_says_poll_while_the_turn_has_room_then_ask_then_poll_after_the_click(
@@ -66,21 +66,21 @@ def test_next_says_poll_while_the_turn_has_room_then_ask_then_poll_after_the_cli
     gate = f"turns-{uuid.uuid4().hex}"
     # The turn begins: 1 s for the call, and a poll of 2 s still fits in 4.5 s.
     first, took = timed(call, {"gate": gate})
-    assert (first["gated_status"], first["gated_next"]) == ("pending", "poll")
+    assert (first["held_status"], first["held_next"]) == ("pending", "poll")
     # The flow jumps back at once. After it, 3 s of the turn are spent: no room for another poll.
     second, took = timed(call, {"gate": gate, **first})
-    assert (second["gated_status"], second["gated_job"], second["gated_next"]) == (
+    assert (second["held_status"], second["held_job"], second["held_next"]) == (
         "pending",
-        first["gated_job"],
+        first["held_job"],
         "ask",
     )
     assert took >= 2.0  # never before the poll's wait is over: the loop cannot spin
     # The user presses "Check again": a new turn, with room for one more poll after this one.
     third, took = timed(call, {"gate": gate, **second})
-    assert (third["gated_status"], third["gated_next"]) == ("pending", "poll")
+    assert (third["held_status"], third["held_next"]) == ("pending", "poll")
     assert took >= 2.0
     open_gate(redis, gate)
-    assert timed(call, {"gate": gate, **third})[0]["gated_status"] == "done"
+    assert timed(call, {"gate": gate, **third})[0]["held_status"] == "done"
 
 
 def test_an_automatic_loop_never_spins_and_ends_when_its_job_is_gone(short_turns: Flask, redis: Redis) -> None:
@@ -91,15 +91,15 @@ def test_an_automatic_loop_never_spins_and_ends_when_its_job_is_gone(short_turns
     # Follow the recipe's automatic jumps and press the button at once whenever the flow asks: the
     # quickest a flow can call. Every pending answer still waits out its poll's 2 s.
     while time.monotonic() - started < 5:
-        assert answer["gated_status"] == "pending"
+        assert answer["held_status"] == "pending"
         answer, took = timed(call, {"gate": gate, **answer})
         calls += 1
         assert took >= 2.0
     assert calls <= 1 + 5 / 2 + 1
     # The job is gone (expired, or deleted): the loop ends with `failed` and no job.
-    redis.delete(f"rq:job:{answer['gated_job']}")
+    redis.delete(f"rq:job:{answer['held_job']}")
     gone, took = timed(call, {"gate": gate, **answer})
-    assert (gone["gated_status"], gone["gated_job"], gone["gated_error"]) == ("failed", "", UNKNOWN_JOB)
+    assert (gone["held_status"], gone["held_job"], gone["held_error"]) == ("failed", "", UNKNOWN_JOB)
     assert took < 1.0
     open_gate(redis, gate)  # let the worker's job end
 
