@@ -91,11 +91,12 @@ def handlers_command() -> None:
         click.echo(f"  input        {fields}")
         click.echo(f"  runs_in      {settings.runs_in}")
         click.echo(f"  budget       {settings.budget:g} s")
+        click.echo(f"  poll_wait    {settings.poll_wait:g} s")
         click.echo(f"  job_timeout  {settings.job_timeout} s")
         retries = f"{settings.retries}, after {list(settings.retry_intervals)} s" if settings.retries else "none"
         click.echo(f"  retries      {retries}")
         click.echo(f"  result_ttl   {settings.result_ttl} s")
-        click.echo(f"  namespace    {settings.namespace}_status, _job, _error, _progress")
+        click.echo(f"  namespace    {settings.namespace}_status, _job, _error, _progress, _next")
         click.echo(f"  concurrency  {settings.concurrency} jobs at once per worker")
         click.echo(f"  cpu_bound    {'true' if settings.cpu_bound else 'false'}")
 
