@@ -104,6 +104,36 @@ def test_an_automatic_loop_never_spins_and_ends_when_its_job_is_gone(short_turns
     open_gate(redis, gate)  # let the worker's job end
 
 
+def test_a_conversations_automatic_polls_stay_within_a_rate_limit_of_one_call_per_poll_wait(
+    redis_url: str, test_workers: WorkerPool, tmp_path: Path, redis: Redis, instance: str
+) -> None:
+    """docs/operations.md: a conversation limit of 60 calls a minute per second of poll wait lets the loop through."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "REDIS_URL": redis_url,
+            "FLOWHOOK_STATE_FILE": str(tmp_path / "run.json"),
+            "FLOWHOOK_HANDLERS": test_workers.handlers_package,
+            "FLOWHOOK_QUEUE": test_workers.queue,
+            "FLOWHOOK_POLL_WAIT": "2",
+            "FLOWHOOK_TURN_LIMIT": "4.5",
+            # One call per poll wait, and the first call: 6 in any 10 s window.
+            "FLOWHOOK_RATE_LIMIT_CONVERSATION": "6/10second",
+        }
+    )
+    client = app.test_client()
+    gate = f"limit-{uuid.uuid4().hex}"
+    variables = {"gate": gate}
+    started, calls = time.monotonic(), 0
+    while time.monotonic() - started < 7:  # the recipe, the user clicking at once: as fast as a flow goes
+        response = client.post("/webservice/held", json={"process_instance_id": instance, "variables": variables})
+        calls += 1
+        assert response.status_code == 200, f"call {calls} refused: {response.get_data(as_text=True)}"
+        assert response.json is not None
+        variables = {**variables, **response.json["data"]["variables"]}
+    open_gate(redis, gate)
+
+
 @pytest.mark.parametrize("seconds", ["20", "25", "0.5", "0"])
 def test_a_poll_wait_at_or_above_loyjoys_timeout_is_refused_at_start_up(seconds: str) -> None:
     with pytest.raises(ConfigurationError, match=r"FLOWHOOK_POLL_WAIT.*less than 20"):
