@@ -28,6 +28,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 
+from flowhook import keys
 from flowhook.connection import connect
 from flowhook.extension import current_flowhook
 from flowhook.health import longest_silence
@@ -105,13 +106,14 @@ def handlers_command() -> None:
 @click.argument("process_instance_id")
 @with_appcontext
 def forget_command(process_instance_id: str) -> None:
-    """Delete everything stored for one conversation: its jobs, results, dedupe and rate-limit entries."""
+    """Delete everything stored for one conversation: its jobs, results, dedupe, turn and rate-limit entries."""
     settings = service_settings()
     connection = connect(settings)
     try:
         _require_flowhook_data(connection, settings)
         owners = {owner_of(handler, process_instance_id) for handler in current_flowhook().registry.values()}
         jobs, running = _forget_jobs(connection, owners)
+        connection.delete(*(keys.turn(owner) for owner in owners))  # when its turn began, if it polls now
         pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
         counters = list(connection.scan_iter(match=pattern, count=1000))
         if counters:
