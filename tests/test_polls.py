@@ -30,7 +30,7 @@ def timed(call: CallFunction, variables: dict[str, str]) -> tuple[dict[str, str]
 
 @pytest.fixture
 def short_turns(redis_url: str, test_workers: WorkerPool, tmp_path: Path) -> Flask:
-    """The test handlers with polls held 2 s and turns of 4.5 s: room for one poll after the first call."""
+    """The test handlers with polls held 2 s and turns of 5 s: room for one poll after the first call."""
     return create_app(
         {
             "TESTING": True,
@@ -39,7 +39,7 @@ def short_turns(redis_url: str, test_workers: WorkerPool, tmp_path: Path) -> Fla
             "FLOWHOOK_HANDLERS": test_workers.handlers_package,
             "FLOWHOOK_QUEUE": test_workers.queue,
             "FLOWHOOK_POLL_WAIT": "2",
-            "FLOWHOOK_TURN_LIMIT": "4.5",
+            "FLOWHOOK_TURN_LIMIT": "5",
         }
     )
 
@@ -64,7 +64,7 @@ def test_next_says_poll_while_the_turn_has_room_then_ask_then_poll_after_the_cli
 ) -> None:
     call = caller(short_turns.test_client(), f"conv-{uuid.uuid4().hex}")
     gate = f"turns-{uuid.uuid4().hex}"
-    # The turn begins: 1 s for the call, and a poll of 2 s still fits in 4.5 s.
+    # The turn begins: 1 s for the call, and a poll of 2 s still fits in 5 s.
     first, took = timed(call, {"gate": gate})
     assert (first["held_status"], first["held_next"]) == ("pending", "poll")
     # The flow jumps back at once. After it, 3 s of the turn are spent: no room for another poll.
@@ -116,7 +116,7 @@ def test_a_conversations_automatic_polls_stay_within_a_rate_limit_of_one_call_pe
             "FLOWHOOK_HANDLERS": test_workers.handlers_package,
             "FLOWHOOK_QUEUE": test_workers.queue,
             "FLOWHOOK_POLL_WAIT": "2",
-            "FLOWHOOK_TURN_LIMIT": "4.5",
+            "FLOWHOOK_TURN_LIMIT": "5",
             # One call per poll wait, and the first call: 6 in any 10 s window.
             "FLOWHOOK_RATE_LIMIT_CONVERSATION": "6/10second",
         }
