@@ -43,7 +43,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
     inline = runner_for_this_process(size=2 * settings.web_connections)
     limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
-    dispatcher = Dispatcher(registry, store, inline, limits, settings.outage_limit)
+    dispatcher = Dispatcher(
+        registry, store, inline, limits, outage_limit=settings.outage_limit, turn_limit=settings.turn_limit
+    )
     flowhook = Flowhook(
         settings=settings,
         dispatcher=dispatcher,

@@ -33,9 +33,10 @@ bind = f"[{_settings.host}]:{_settings.port}" if ":" in _settings.host else f"{_
 worker_class = "gevent"
 workers = _settings.web_processes
 worker_connections = _settings.web_connections
-# A call never takes longer than the largest budget; past this the worker is surely stuck.
-timeout = int(defaults.MAX_BUDGET) + 15
-graceful_timeout = int(defaults.MAX_BUDGET) + 5
+# A call never takes longer than the largest budget, a poll than the largest poll wait (under
+# LoyJoy's 20 s); past this the worker is surely stuck. A stop lets the longest poll finish.
+timeout = int(max(defaults.MAX_BUDGET, defaults.LIMIT_POLL_WAIT)) + 15
+graceful_timeout = int(max(defaults.MAX_BUDGET, defaults.LIMIT_POLL_WAIT)) + 5
 # An idle keep-alive connection stays open longer than a proxy in front keeps it (defaults.py):
 # gunicorn's own 2 s would close connections the proxy still reuses, and its next request would
 # meet a reset (a 502 at the proxy).

@@ -26,10 +26,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that only checks the harness")
     parser.add_argument(
         "--only",
-        choices=["1", "workers", "metrics"],
+        choices=["1", "workers", "metrics", "clicks"],
         help="run some scenarios, print their figures and write nothing (1: the inline path against bare Flask, "
         "unpinned and pinned, throughput only, about a minute each; workers: the pool worker's scenarios 2, 5a, "
-        "the slow back end and the jobs in flight; metrics: scenario 8)",
+        "the slow back end and the jobs in flight; metrics: scenario 8; clicks: scenario 9, about a minute)",
     )
     parser.add_argument("--rounds", type=int, help="rounds (runs) per measurement, overriding the plan's")
     parser.add_argument("--seconds", type=float, help="seconds of load per run, overriding the plan's")
@@ -76,6 +76,19 @@ def _worker_paths(stack: Stack, plan: scenarios.Plan, workers: int) -> None:
     print(report.in_flight_text(scenarios.jobs_in_flight(stack, plan)), flush=True)
 
 
+def _only(which: str, stack: Stack, plan: scenarios.Plan, web_plan: scenarios.Plan, workers: int) -> None:
+    """``--only``: some scenarios, their figures printed, nothing written."""
+    if which == "1":
+        _web_paths(stack, web_plan)
+    elif which == "workers":
+        _worker_paths(stack, plan, workers)
+    elif which == "clicks":
+        print(report.clicks_text(scenarios.clicks(stack, plan, workers)))
+    else:
+        targets = scenarios.metrics_cost(stack, plan, workers)
+        print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario and report; returns 0 when the harness ran, whatever the figures."""
     args = _arguments(argv)
@@ -91,13 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_redis()
         if args.only is not None:
             try:
-                if args.only == "1":
-                    _web_paths(stack, web_plan)
-                elif args.only == "workers":
-                    _worker_paths(stack, plan, workers)
-                else:
-                    targets = scenarios.metrics_cost(stack, plan, workers)
-                    print(report.throughput_table(targets), report.metrics_cost_text(targets), sep="\n\n")
+                _only(args.only, stack, plan, web_plan, workers)
             finally:
                 stack.stop_all()
             return 0
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             # The smoke run only checks the scenario's code: one worker per setting starts sooner.
             results.metrics = scenarios.metrics_cost(stack, plan, 1 if args.smoke else workers)
             print(report.metrics_cost_text(results.metrics), flush=True)
+            results.clicks = scenarios.clicks(stack, plan, workers)
+            print(report.clicks_text(results.clicks), flush=True)
             results.redis_version = str(stack.redis.info("server")["redis_version"])
         finally:
             stack.stop_all()

@@ -15,6 +15,10 @@ import psutil
 
 from bench.load import driver
 from bench.scenarios import (
+    AFTER,
+    BEFORE,
+    REACTION,
+    Clicks,
     CurvePoint,
     InFlight,
     Plan,
@@ -26,6 +30,7 @@ from bench.scenarios import (
     iqr,
     round_ratios,
 )
+from flowhook import defaults
 from flowhook.settings import Settings
 
 START = "<!-- bench:results:start -->"
@@ -51,6 +56,7 @@ class Results:
     slow: SlowBackEnd | None = None
     in_flight: tuple[float, list[InFlight]] | None = None
     metrics: list[Target] = field(default_factory=list)
+    clicks: list[Clicks] = field(default_factory=list)
     redis_version: str = "?"
 
 
@@ -153,6 +159,66 @@ def metrics_cost_text(targets: list[Target]) -> str:
     return "\n".join(lines)
 
 
+# Scenario 9's targets: no click for work up to this many seconds, at most 2 clicks for 40 s, and
+# every turn under 28 s (LoyJoy's chat front end resends the user's message after about 30 s).
+CLICKLESS_UP_TO = 20.0
+CLICKS_AT_40 = 2
+LONGEST_TURN = 28.0
+
+
+def clicks_table(figures: list[Clicks]) -> str:
+    """Scenario 9: clicks per conversation and the longest turn, each back end, before and after."""
+    by = {(f.recipe, f.delay): f for f in figures}
+    rows = [
+        "| back end | clicks before | clicks after | longest turn before | longest turn after | calls before | "
+        "calls after | not done |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for delay in sorted({f.delay for f in figures}):
+        before, after = by[BEFORE, delay], by[AFTER, delay]
+        rows.append(
+            f"| {delay:g} s | {_spread(before.clicks)} | {_spread(after.clicks)} | {max(before.turns_s):.1f} s | "
+            f"{max(after.turns_s):.1f} s | {_spread(before.calls)} | {_spread(after.calls)} | "
+            f"{before.not_done + after.not_done} |"
+        )
+    return "\n".join(rows)
+
+
+def _spread(values: list[int]) -> str:
+    """``3`` when every conversation agrees, else ``2-3``."""
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+
+def clicks_verdicts(figures: list[Clicks]) -> list[tuple[str, str, bool]]:
+    """Scenario 9's targets, for the new recipe: (target, measured, met)."""
+    after = [f for f in figures if f.recipe == AFTER]
+    short = [f for f in after if f.delay <= CLICKLESS_UP_TO]
+    most_short = max((max(f.clicks) for f in short), default=0)
+    verdicts = [
+        (
+            f"0 clicks for work up to {CLICKLESS_UP_TO:g} s",
+            f"at most {most_short} ({', '.join(f'{f.delay:g} s' for f in short)})",
+            most_short == 0,
+        )
+    ]
+    longest = [f for f in after if f.delay == 40.0]
+    if longest:
+        most = max(max(f.clicks) for f in longest)
+        verdicts.append((f"at most {CLICKS_AT_40} clicks for 40 s of work", f"at most {most}", most <= CLICKS_AT_40))
+    turn = max(max(f.turns_s) for f in after)
+    verdicts.append((f"every turn under {LONGEST_TURN:g} s", f"longest {turn:.1f} s", turn < LONGEST_TURN))
+    not_done = sum(f.not_done for f in figures)
+    verdicts.append(("every conversation done", f"{not_done} not done", not_done == 0))
+    return verdicts
+
+
+def clicks_text(figures: list[Clicks]) -> str:
+    """Scenario 9 as printed: its table and its targets."""
+    lines = [clicks_table(figures), ""]
+    lines += [f"- {target}: {measured} ({_verdict(met)})" for target, measured, met in clicks_verdicts(figures)]
+    return "\n".join(lines)
+
+
 def targets_table(results: Results) -> str:
     """Each target of the issue, the figure measured, and whether it is met."""
     rows = ["| target | measured | verdict |", "| --- | --- | --- |"]
@@ -203,6 +269,8 @@ def targets_table(results: Results) -> str:
         f"| 200 conversations done inline (web), >= 180 calls/s, p99 <= 1.1 s | {most} conversations, "
         f"{rate:.0f} calls/s | {_verdict(most >= 200 and rate >= 180)} |"
     )
+    for target, measured, met in clicks_verdicts(results.clicks) if results.clicks else []:
+        rows.append(f"| conversations following the flow recipe: {target} | {measured} | {_verdict(met)} |")
     if results.retention is not None:
         kept = results.retention
         rows.append(
@@ -369,6 +437,21 @@ def render(results: Results) -> str:
             throughput_table(results.metrics),
             "",
             metrics_cost_text(results.metrics),
+            "",
+        ]
+    if results.clicks:
+        conversations = len(results.clicks[0].clicks)
+        parts += [
+            "### 9. Clicks: what the chat user does while slow work runs",
+            "",
+            f"{conversations} conversations per back end and recipe, all at once, through the workers. Before: "
+            "today's recipe, every `pending` a message and a click, polls held at most the budget "
+            f"(`FLOWHOOK_POLL_WAIT={defaults.BUDGET:g}`). After: the flow jumps back at once when `<h>_next` is "
+            f"`poll`, polls held up to {defaults.POLL_WAIT:g} s. The user clicks {REACTION:g} s after the button "
+            "shows; a turn runs from the user's message or click to what the user sees next. Ranges are across the "
+            "conversations.",
+            "",
+            clicks_text(results.clicks),
             "",
         ]
     parts.append(END)

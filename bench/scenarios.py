@@ -49,10 +49,13 @@ class Plan:
     latency: bool = True
     # How often a run is tried while other processes keep the machine busy (bench/guard.py).
     tries: int = 3
+    # Scenario 9: the back ends' seconds, and conversations per back end and recipe.
+    click_delays: tuple[float, ...] = (3.0, 8.0, 15.0, 25.0, 40.0)
+    click_conversations: int = 3
 
 
 FULL = Plan(5, 6.0, 2.0, 16, (16, 64, 200, 500), 15.0, 50, 5.0, 100_000, 240.0, 100, 8.0, (100, 1000))
-SMOKE = Plan(1, 1.0, 0.0, 4, (4,), 1.0, 2, 1.0, 200, 2.0, 3, 1.0, (3,))
+SMOKE = Plan(1, 1.0, 0.0, 4, (4,), 1.0, 2, 1.0, 200, 2.0, 3, 1.0, (3,), click_delays=(1.0,), click_conversations=1)
 # Scenario 1 (the inline path against bare Flask, unpinned and pinned): more, shorter rounds, whose
 # median and spread say more about a ratio near its target than a few long runs.
 FULL_WEB = replace(FULL, runs=12, seconds=3.0, warmup=1.0)
@@ -583,3 +586,88 @@ def jobs_in_flight(stack: Stack, plan: Plan) -> tuple[float, list[InFlight]]:
         for group in ("workers", "slow_api"):
             stack.stop(group)
     return idle, figures
+
+
+# Scenario 9: how long a user takes to press "Check again" once the flow shows it.
+REACTION = 1.0
+# The recipes of scenario 9: today's (every `pending` is a click; a poll waits at most the budget,
+# FLOWHOOK_POLL_WAIT set to it) and the new one (the flow jumps back at once when `<h>_next` is
+# `poll`; polls held up to the default poll wait).
+BEFORE = "before"
+AFTER = "after"
+
+
+@dataclass(frozen=True)
+class Clicks:
+    """Scenario 9: conversations following one flow recipe against a back end of ``delay`` seconds."""
+
+    recipe: str
+    delay: float
+    clicks: list[int]  # "Check again" presses each conversation needed
+    turns_s: list[float]  # each conversation's longest turn: from the user's click (or message) to what it sees
+    calls: list[int]
+    not_done: int
+
+
+def _recipe_conversation(url: str, delay: float, recipe: str) -> tuple[int, float, int, str]:
+    """One conversation as the flow recipe runs it; returns its clicks, longest turn, calls and last status."""
+    body: dict[str, Any] = {"process_instance_id": f"clicks-{uuid.uuid4().hex}", "variables": {"seconds": str(delay)}}
+    clicks = calls = 0
+    longest = 0.0
+    turn_began = time.monotonic()
+    with requests.Session() as session:
+        while True:
+            calls += 1
+            answer = session.post(url, json=body, timeout=60).json()["data"]["variables"]
+            longest = max(longest, time.monotonic() - turn_began)
+            status = answer["slow_work_status"]
+            if status != "pending":
+                return clicks, longest, calls, status
+            body["variables"] = {**body["variables"], **answer}
+            if recipe == AFTER and answer.get("slow_work_next") == "poll":
+                continue  # the flow's automatic jump back: the same turn
+            clicks += 1  # the message and the "Check again" button
+            time.sleep(REACTION)
+            turn_began = time.monotonic()
+
+
+def clicks(stack: Stack, plan: Plan, workers: int) -> list[Clicks]:
+    """Conversations of both recipes at once against back ends of each of the plan's speeds."""
+    io_url = stack.start_slow_api(delay=1.0)
+    budget = str(defaults.BUDGET)
+    urls = {
+        BEFORE: stack.start_web("web_clicks_before", "wsgi:app", BENCH_IO_URL=io_url, FLOWHOOK_POLL_WAIT=budget),
+        AFTER: stack.start_web("web_clicks_after", "wsgi:app", BENCH_IO_URL=io_url),
+    }
+    stack.start_workers(workers, BENCH_IO_URL=io_url)
+    runs = [
+        (recipe, delay)
+        for recipe in (BEFORE, AFTER)
+        for delay in plan.click_delays
+        for _ in range(plan.click_conversations)
+    ]
+    try:
+        with ThreadPoolExecutor(max_workers=len(runs)) as threads:
+            ended = list(
+                threads.map(
+                    lambda run: _recipe_conversation(f"{urls[run[0]]}/webservice/slow_work", run[1], run[0]), runs
+                )
+            )
+    finally:
+        for group in ("web_clicks_before", "web_clicks_after", "workers", "slow_api"):
+            stack.stop(group)
+    figures = []
+    for recipe in (BEFORE, AFTER):
+        for delay in plan.click_delays:
+            mine = [end for run, end in zip(runs, ended, strict=True) if run == (recipe, delay)]
+            figures.append(
+                Clicks(
+                    recipe,
+                    delay,
+                    [clicked for clicked, _, _, _ in mine],
+                    [turn for _, turn, _, _ in mine],
+                    [made for _, _, made, _ in mine],
+                    sum(status != "done" for _, _, _, status in mine),
+                )
+            )
+    return figures

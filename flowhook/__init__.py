@@ -5,7 +5,8 @@ Handlers import :class:`Call`, :class:`HandlerError` and :class:`RetryableError`
 Where things are (the web side; the worker side is the ``workers`` package):
 
 - A call is answered in ``webservice.py`` (the view: credentials, body, envelope), then
-  ``dispatch.py`` (poll, run inline, or start a job and wait within the budget).
+  ``dispatch.py`` (poll, run inline, or start a job and wait within the budget); ``turns.py``:
+  whether a pending answer tells the flow to poll again at once or to ask the user.
 - ``contract.py``: the WebService envelope and answer; ``call.py``: what a handler receives.
 - ``registry.py``: handler discovery and per-handler ``SETTINGS``; ``inline.py``, ``offload.py``:
   running ``web`` handlers in the web process.

@@ -29,6 +29,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 
+from flowhook import keys
 from flowhook.connection import connect
 from flowhook.extension import current_flowhook
 from flowhook.jobstore import JOB_ID, JobStore, owner_of
@@ -93,11 +94,12 @@ def handlers_command() -> None:
         click.echo(f"  input        {fields}")
         click.echo(f"  runs_in      {settings.runs_in}")
         click.echo(f"  budget       {settings.budget:g} s")
+        click.echo(f"  poll_wait    {settings.poll_wait:g} s")
         click.echo(f"  job_timeout  {settings.job_timeout} s")
         retries = f"{settings.retries}, after {list(settings.retry_intervals)} s" if settings.retries else "none"
         click.echo(f"  retries      {retries}")
         click.echo(f"  result_ttl   {settings.result_ttl} s")
-        click.echo(f"  namespace    {settings.namespace}_status, _job, _error, _progress")
+        click.echo(f"  namespace    {settings.namespace}_status, _job, _error, _progress, _next")
         click.echo(f"  concurrency  {settings.concurrency} jobs at once per worker")
         click.echo(f"  cpu_bound    {'true' if settings.cpu_bound else 'false'}")
     for name, error in registry.broken.items():
@@ -111,7 +113,7 @@ def handlers_command() -> None:
 @click.argument("process_instance_id")
 @with_appcontext
 def forget_command(process_instance_id: str) -> None:
-    """Delete everything stored for one conversation: its jobs, results, dedupe and rate-limit entries."""
+    """Delete everything stored for one conversation: its jobs, results, dedupe, turn and rate-limit entries."""
     settings = service_settings()
     registry = current_flowhook().registry
     if settings.handlers_package in registry.broken:  # no handler is known, so none of their jobs
@@ -123,6 +125,7 @@ def forget_command(process_instance_id: str) -> None:
         # A module broken now may have served before (`make run` keeps the last good version).
         owners |= {_owner_of_name(name, process_instance_id) for name in registry.broken}
         jobs, running = _forget_jobs(connection, owners)
+        connection.delete(*(keys.turn(owner) for owner in owners))  # when its turn began, if it polls now
         pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
         counters = list(connection.scan_iter(match=pattern, count=1000))
         if counters:

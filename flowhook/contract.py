@@ -20,6 +20,11 @@ PENDING = "pending"
 FAILED = "failed"
 INVALID = "invalid"
 
+# What a pending answer tells the flow to do next (<h>_next): call again at once (an automatic
+# jump back: the call still fits in the user's turn), or show a message and a "Check again" button.
+POLL = "poll"
+ASK = "ask"
+
 # Flowhook's own reasons in <h>_error (a handler's come from its HandlerError), the same whichever
 # side of the queue finds them: a flow may show them or branch on them.
 UNAVAILABLE = "the service is temporarily unavailable; try again"
@@ -35,7 +40,7 @@ _NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_]*")
 
 # Suffixes of the variables a handler's answers set in its namespace. LoyJoy sends them back on
 # every later call, so they are never treated as the handler's input.
-STATUS_SUFFIXES = ("_status", "_job", "_error", "_progress")
+STATUS_SUFFIXES = ("_status", "_job", "_error", "_progress", "_next")
 
 
 # Envelope and Outcome are made for every call and never change after: slotted, not frozen, whose
@@ -60,6 +65,7 @@ class Outcome:
     job_id: str = ""
     error: str = ""
     progress: str | None = None
+    next: str = ASK  # in a pending answer: POLL or ASK
 
 
 class FlowId(fields.Field[str]):
@@ -365,8 +371,10 @@ def answer(namespace: str, outcome: Outcome) -> dict[str, Any]:
     variables[f"{namespace}_status"] = outcome.status
     variables[f"{namespace}_job"] = outcome.job_id if outcome.status == PENDING else ""
     variables[f"{namespace}_error"] = outcome.error
-    if outcome.status == PENDING and outcome.progress is not None:
-        variables[f"{namespace}_progress"] = outcome.progress
+    if outcome.status == PENDING:
+        variables[f"{namespace}_next"] = outcome.next
+        if outcome.progress is not None:
+            variables[f"{namespace}_progress"] = outcome.progress
     return {"data": {"variables": variables}}
 
 

@@ -6,14 +6,26 @@ from __future__ import annotations
 # modules in the same chat turn, so no budget may come near it.
 MAX_BUDGET = 15.0
 BUDGET = 5.0
+# A poll (a call that carries <h>_job) starts no work and only waits for the job, so it may wait
+# longer than a new call: up to this (seconds), answered the moment the job ends. It must stay
+# below LoyJoy's 20 s (LIMIT_POLL_WAIT: a setting at or above it is refused at start-up).
+POLL_WAIT = 15.0
+LIMIT_POLL_WAIT = 20.0
+# LoyJoy's chat front end gives up on a turn (and sends the user's message again) after about
+# 30 s, the calls of one turn adding up. A pending answer tells the flow to poll again at once
+# (<h>_next = poll) only while the turn so far plus that poll's wait stays under this (seconds);
+# a flow with other slow modules in the same turn wants less (FLOWHOOK_TURN_LIMIT).
+TURN_LIMIT = 28.0
+LIMIT_TURN = 30.0
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # Longest wait (seconds) for Redis to answer one command: a Redis that hangs (paused, or packets
 # dropped on the way) makes calls answer `failed` after this, not after LoyJoy has given up.
 # Commands take well under a millisecond; a long-poll blocks in slices shorter than this.
 REDIS_TIMEOUT = 0.8
-# While Redis is away, calls and polls keep trying it within their budget, and a poll answers
-# `pending` with the same job; once Redis has been away this long (seconds), polls answer `failed`
+# While Redis is away, calls and polls keep trying it within their budget; then a poll answers
+# `pending` with the same job, and a new call `pending` with no job (the flow's loop calls again and
+# that call starts the work). Once Redis has been away this long (seconds), both answer `failed`
 # "temporarily unavailable", so that a flow never polls forever.
 OUTAGE_LIMIT = 60
 # How long gunicorn keeps an idle keep-alive connection open (seconds): longer than the idle

@@ -10,7 +10,7 @@ from typing import Any
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
-from flowhook import defaults
+from flowhook import defaults, metrics
 from flowhook.call import Call, make_call, payload_of
 from flowhook.contract import (
     DONE,
@@ -31,6 +31,7 @@ from flowhook.inline import InlineRunner, OverrunError
 from flowhook.jobstore import JobStore, new_job_id
 from flowhook.outage import Outage
 from flowhook.registry import WEB, Handler, Registry
+from flowhook.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Dispatcher:
         store: Where worker jobs are started and found.
         inline: Runs ``web`` handlers' inline attempts with a deadline.
         limits: What a call may carry.
+        outage_limit: Seconds Redis may be away before calls answer `failed`.
+        turn_limit: Seconds a chat user's turn may last, the calls of an automatic poll loop adding up.
     """
 
     def __init__(
@@ -55,7 +58,9 @@ class Dispatcher:
         store: JobStore,
         inline: InlineRunner,
         limits: Limits,
+        *,
         outage_limit: float = defaults.OUTAGE_LIMIT,
+        turn_limit: float = defaults.TURN_LIMIT,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -63,13 +68,24 @@ class Dispatcher:
         self.limits = limits
         self.outage_limit = outage_limit
         self.outage = Outage(log)
+        self.turns = Turns(store.connection, turn_limit)
 
     def dispatch(self, handler: Handler, envelope: Envelope, started: float) -> Outcome:
-        """Answer a call within the handler's budget, counted from ``started`` (monotonic)."""
-        deadline = started + handler.settings.budget
+        """Answer a call within the handler's budget (a poll: its poll wait), counted from ``started`` (monotonic).
+
+        A pending answer also says what the flow does next: poll at once, or ask the user.
+        """
+        outcome = self._outcome(handler, envelope, started)
+        if outcome.status == PENDING:
+            outcome.next = self.turns.next_step(handler, envelope, started, redis_away=self.outage.since is not None)
+        return outcome
+
+    def _outcome(self, handler: Handler, envelope: Envelope, started: float) -> Outcome:
         job_id = flow_value(envelope.variables.get(handler.job_variable))
         if job_id:
-            return self._poll(handler, envelope, job_id, deadline)
+            # A poll starts nothing, so it may wait longer than a new call: up to its own bound.
+            return self._poll(handler, envelope, job_id, started + handler.settings.poll_wait)
+        deadline = started + handler.settings.budget
         inputs = handler.inputs(envelope.variables)
         try:
             variables = handler.load(inputs)
@@ -77,10 +93,10 @@ class Dispatcher:
             return Outcome(INVALID, error=describe_errors(error))
         if handler.settings.runs_in == WEB:
             return self._run_inline(handler, envelope, inputs, variables, deadline)
-        job_id = self._hand_over(handler, envelope, inputs, deadline) or ""
-        if not job_id:
-            return Outcome(FAILED, error=UNAVAILABLE)
-        return self._wait(job_id, deadline)
+        started_job = self._hand_over(handler, envelope, inputs, deadline)
+        if started_job is None:
+            return self._not_handed_over(handler)
+        return self._wait(handler, started_job, deadline)
 
     def _hand_over(
         self,
@@ -94,13 +110,25 @@ class Dispatcher:
         try:
             return self.outage.retry(lambda: self.store.start(handler, envelope, inputs, job_id=job_id), deadline)
         except RedisError:
-            return None  # the work was never handed over: only now is the call `failed`
+            return None  # the work was never handed over
 
-    def _wait(self, job_id: str, deadline: float) -> Outcome:
+    def _not_handed_over(self, handler: Handler) -> Outcome:
+        """A call whose work never reached Redis within its budget: pending with no job, the flow calls again.
+
+        That next call starts the work (or, if this one did reach Redis after all, the dedupe
+        attaches it to that job). Once Redis has been away longer than the outage limit, `failed`.
+        """
+        if self.outage.away_for() > self.outage_limit:
+            return Outcome(FAILED, error=UNAVAILABLE)
+        metrics.note_pending_while_away(handler)
+        return Outcome(PENDING)
+
+    def _wait(self, handler: Handler, job_id: str, deadline: float) -> Outcome:
         """Wait for a job that is in Redis; while Redis is away, answer pending: the flow polls later."""
         try:
             return self.outage.retry(lambda: self.store.wait(job_id, deadline), deadline)
         except RedisError:
+            metrics.note_pending_while_away(handler)
             return Outcome(PENDING, job_id=job_id)
 
     def _poll(self, handler: Handler, envelope: Envelope, job_id: str, deadline: float) -> Outcome:
@@ -118,6 +146,7 @@ class Dispatcher:
         except RedisError:
             if self.outage.away_for() > self.outage_limit:
                 return Outcome(FAILED, error=UNAVAILABLE)  # a flow never polls forever
+            metrics.note_pending_while_away(handler)
             return Outcome(PENDING, job_id=job_id)  # the same job: the flow keeps polling
 
     def _run_inline(
@@ -179,9 +208,9 @@ class Dispatcher:
         """
         job_id = self._hand_over(handler, envelope, inputs, deadline, call.idempotency_key)
         if job_id is None:
-            return Outcome(FAILED, error=UNAVAILABLE)
+            return self._not_handed_over(handler)  # the next call runs it inline again: it may run twice
         reason = "overran its budget inline" if call.stopped else "asked for a retry"
         log.info("handler=%s %s; handed to a worker as job %s", handler.name, reason, job_id)
         if call.stopped:
             return Outcome(PENDING, job_id=job_id, progress=progress[-1] if progress else None)
-        return self._wait(job_id, deadline)
+        return self._wait(handler, job_id, deadline)

@@ -55,6 +55,12 @@ CALL_SECONDS = Histogram(
 REDIS_ERRORS = Counter(
     "flowhook_redis_errors", "Redis commands of the web service that failed, by kind of error.", ["kind"]
 )
+PENDING_WHILE_AWAY = Counter(
+    "flowhook_pending_redis_away",
+    "Calls answered pending because Redis could not be reached within their wait (new calls with no job, "
+    "polls with their job), by handler.",
+    ["handler"],
+)
 
 # Each label set's counter and histogram, by handler, path and outcome.
 _counted: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -66,6 +72,11 @@ _attached: ContextVar[bool] = ContextVar("flowhook_attached", default=False)
 def note_attached() -> None:
     """Say that the call being answered attached to a job already running."""
     _attached.set(True)
+
+
+def note_pending_while_away(handler: Handler) -> None:
+    """Count a call answered pending because Redis was away: the flow's loop carries it over the outage."""
+    PENDING_WHILE_AWAY.labels(handler.name).inc()
 
 
 def new_call() -> None:

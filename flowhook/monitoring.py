@@ -134,7 +134,7 @@ def exposition_registry(dispatcher: Dispatcher, settings: Settings) -> Collector
     if os.environ.get(MULTIPROC_DIR):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # every gunicorn process's counts, from the shared directory
     else:
-        for metric in (metrics.CALLS, metrics.CALL_SECONDS, metrics.REDIS_ERRORS):
+        for metric in (metrics.CALLS, metrics.CALL_SECONDS, metrics.REDIS_ERRORS, metrics.PENDING_WHILE_AWAY):
             registry.register(metric)
     registry.register(QueueFigures(dispatcher, settings))
     return registry

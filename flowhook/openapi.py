@@ -133,7 +133,8 @@ def build(registry: Registry, settings: Settings) -> dict[str, Any]:
                 "post": {
                     "tags": ["handlers"],
                     "summary": f"Call the {handler.name} handler",
-                    "description": f"Reads {reads}; answers {handler.namespace}_status, _job, _error.",
+                    "description": f"Reads {reads}; answers {handler.namespace}_status, _job, _error, and "
+                    "when pending _next (poll: call again at once; ask: ask the user first) and _progress.",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
                     "responses": {
                         "200": {

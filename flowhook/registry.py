@@ -19,7 +19,7 @@ from flowhook.contract import VARIABLE_NAME, describe_errors, flow_variables, st
 from flowhook.coroutines import AsyncFunction, run_coroutine
 from flowhook.exceptions import HandlerModuleError
 from flowhook.offload import run_in_thread
-from flowhook.settings import Settings
+from flowhook.settings import Settings, poll_wait_range
 
 HandlerFunction = Callable[[Call], Mapping[str, Any] | None] | AsyncFunction
 
@@ -32,6 +32,7 @@ class HandlerSettings:
     """A handler's effective settings, its own ``SETTINGS`` over the global defaults."""
 
     budget: float
+    poll_wait: float
     runs_in: str
     job_timeout: int
     retries: int
@@ -56,6 +57,7 @@ class _HandlerSettingsSchema(Schema):
             error=f"must be more than 0 and at most {defaults.MAX_BUDGET:g} seconds",
         )
     )
+    poll_wait = fields.Float(validate=poll_wait_range)
     runs_in = fields.String(validate=validate.OneOf([WORKER, WEB]))
     job_timeout = fields.Integer(validate=validate.Range(min=1))
     retries = fields.Integer(validate=validate.Range(min=0, max=20))
@@ -116,6 +118,11 @@ class Handler:
     def asynchronous(self) -> bool:
         """Whether ``handle`` is an ``async def``: its coroutine runs on the process's event loop."""
         return inspect.iscoroutinefunction(self.function)
+
+    @functools.cached_property
+    def next_variable(self) -> str:
+        """The status variable that tells the flow to poll at once or to ask the user (``<h>_next``)."""
+        return f"{self.namespace}_next"
 
     def run(self, call: Call) -> dict[str, str]:
         """Run the handler and write what it returned as flow variables.
@@ -239,6 +246,7 @@ def _handler_from(name: str, module: ModuleType, settings: Settings) -> Handler:
         input_schema=schema_class(unknown=EXCLUDE) if schema_class is not None else None,
         settings=HandlerSettings(
             budget=own.get("budget", settings.budget),
+            poll_wait=own.get("poll_wait", settings.poll_wait),
             runs_in=own.get("runs_in", WORKER),
             job_timeout=own.get("job_timeout", settings.job_timeout),
             retries=own.get("retries", 0),

@@ -21,6 +21,8 @@ class Settings:
 
     redis_url: str = defaults.REDIS_URL
     budget: float = defaults.BUDGET
+    poll_wait: float = defaults.POLL_WAIT
+    turn_limit: float = defaults.TURN_LIMIT
     port: int = defaults.PORT
     handlers_package: str = defaults.HANDLERS_PACKAGE
     queue_name: str = defaults.QUEUE_NAME
@@ -87,6 +89,14 @@ def _flat(messages: object) -> list[str]:
 
 
 _seconds = validate.Range(min=1)
+# A poll waits at least a second (an automatic poll loop never spins) and answers before LoyJoy's
+# 20 s are over; the handler SETTINGS key poll_wait has the same range.
+poll_wait_range = validate.Range(
+    min=1,
+    max=defaults.LIMIT_POLL_WAIT,
+    max_inclusive=False,
+    error=f"must be at least 1 and less than {defaults.LIMIT_POLL_WAIT:g} seconds (LoyJoy gives up after about 20 s)",
+)
 _HANDLER_TOKENS = "FLOWHOOK_TOKENS_"
 
 
@@ -119,6 +129,17 @@ class _SettingsSchema(Schema):
             max=defaults.MAX_BUDGET,
             min_inclusive=False,
             error=f"must be more than 0 and at most {defaults.MAX_BUDGET:g} seconds (LoyJoy gives up after about 20 s)",
+        ),
+    )
+    poll_wait = fields.Float(data_key="FLOWHOOK_POLL_WAIT", validate=poll_wait_range)
+    turn_limit = fields.Float(
+        data_key="FLOWHOOK_TURN_LIMIT",
+        validate=validate.Range(
+            min=1,
+            max=defaults.LIMIT_TURN,
+            max_inclusive=False,
+            error=f"must be at least 1 and less than {defaults.LIMIT_TURN:g} seconds (LoyJoy's chat gives up on a turn "
+            "after about 30 s)",
         ),
     )
     port = fields.Integer(data_key="PORT", validate=validate.Range(min=1, max=65535))

@@ -38,6 +38,7 @@ def test_bench_smoke_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
         "### 6.",
         "### 7.",
         "### 8. The cost of metrics",
+        "### 9. Clicks",
     ):
         assert section in text
     assert "| Flowhook echo, web |" in text

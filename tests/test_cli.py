@@ -76,9 +76,10 @@ def test_handlers_lists_every_handler_with_its_effective_settings(runner: FlaskC
     block = result.output.split("inline_overrun  /webservice/inline_overrun")[1].split("/webservice/")[0]
     assert "runs_in      web" in block
     assert "budget       0.5 s" in block
+    assert "poll_wait    1 s" in block
     assert "input        case, gate" in block
     assert "retries      2, after [1] s" in result.output
-    assert "namespace    tp_status, _job, _error, _progress" in result.output
+    assert "namespace    tp_status, _job, _error, _progress, _next" in result.output
 
 
 def test_new_creates_a_handler_and_its_test(runner: FlaskCliRunner, tmp_path: Path) -> None:

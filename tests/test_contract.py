@@ -11,6 +11,7 @@ from flowhook.contract import (
     DONE,
     FAILED,
     PENDING,
+    POLL,
     MalformedCallError,
     Outcome,
     answer,
@@ -58,11 +59,12 @@ def test_a_done_answer_carries_results_and_clears_the_job() -> None:
 
 
 def test_a_pending_answer_carries_the_job_and_progress_but_no_results() -> None:
-    body = answer("order", Outcome(PENDING, variables={"eta": "x"}, job_id="abc", progress="50%"))
+    body = answer("order", Outcome(PENDING, variables={"eta": "x"}, job_id="abc", progress="50%", next=POLL))
     assert body["data"]["variables"] == {
         "order_status": "pending",
         "order_job": "abc",
         "order_error": "",
+        "order_next": "poll",
         "order_progress": "50%",
     }
 

@@ -51,6 +51,9 @@ def start_stack(tmp_path: Path, package: str, *, webs: int = 1, appendonly: bool
     # A fixed port, so that a restarted Redis is where the web processes and workers left it.
     server = EmbeddedRedis(tmp_path / "redis", appendonly=appendonly, port=free_port())
     server.start()
+    # Polls held 1 s, as long as the test handlers' budget: these tests time what a flow sees of an
+    # outage (tests/test_polls.py times polls held longer).
+    settings = {"FLOWHOOK_POLL_WAIT": "1", **settings}
     workers = WorkerPool(server.url, package, log=tmp_path / "workers.log", settings=settings)
     workers.start(1)
     environment = {**workers.environment, "WEB_CONCURRENCY": "1"}
@@ -93,18 +96,26 @@ def poll_until_over(
     )
 
 
-def test_while_redis_is_away_calls_keep_trying_within_their_budget_and_polls_keep_their_job(tmp_path: Path) -> None:
+def test_while_redis_is_away_calls_keep_trying_within_their_budget_and_the_flows_loop_carries_them(
+    tmp_path: Path,
+) -> None:
     stack = start_stack(tmp_path, "tests.handlers", FLOWHOOK_OUTAGE_LIMIT="5")
     url = stack.url
+    key = uuid.uuid4().hex
     try:
         pending = post(url, "gated", "outage-1", {"gate": "outage"})
         assert pending["gated_status"] == "pending"
         stack.redis_server.stop()
         away_since = time.monotonic()
 
-        # New work that cannot be handed to Redis within the budget (1 s) fails, at its end.
-        answer, took = timed_post(url, "gated", "outage-2", {"gate": "never"})
-        assert (answer["gated_status"], answer["gated_error"]) == ("failed", UNAVAILABLE)
+        # New work that cannot be handed to Redis within the budget (1 s) is pending with no job, at
+        # the budget's end: the flow's loop calls again at once, and that call starts the work.
+        unstarted, took = timed_post(url, "napping", "outage-2", {"key": key, "seconds": "0"})
+        assert (unstarted["napping_status"], unstarted["napping_job"], unstarted["napping_next"]) == (
+            "pending",
+            "",
+            "poll",
+        )
         assert 0.9 < took < 2.0
         # A poll's job is in Redis: pending, the same job, and the flow polls again.
         poll, took = timed_post(url, "gated", "outage-1", {"gate": "outage", **pending})
@@ -115,14 +126,21 @@ def test_while_redis_is_away_calls_keep_trying_within_their_budget_and_polls_kee
         ready = requests.get(f"{url}/readyz", timeout=5)
         assert ready.status_code == 503
         assert ready.json()["missing"] == ["redis"]
-        # Away longer than FLOWHOOK_OUTAGE_LIMIT: a flow must not poll forever.
+        # Away longer than FLOWHOOK_OUTAGE_LIMIT: a flow must not poll forever, nor call again forever.
         time.sleep(max(0.0, 5.2 - (time.monotonic() - away_since)))
         poll = post(url, "gated", "outage-1", {"gate": "outage", **pending})
         assert (poll["gated_status"], poll["gated_error"], poll["gated_job"]) == ("failed", UNAVAILABLE, "")
+        answer, took = timed_post(url, "gated", "outage-4", {"gate": "never"})
+        assert (answer["gated_status"], answer["gated_error"], answer["gated_job"]) == ("failed", UNAVAILABLE, "")
+        assert took < 2.0
 
         stack.redis_server.start()  # same port, nothing kept: a new, empty Redis
+        # The flow's next call, once Redis is back, starts the work and is answered done.
+        done = post(url, "napping", "outage-2", {"key": key, "seconds": "0", **unstarted})
+        assert done["napping_status"] == "done", done
+        assert runs(stack.redis, key) == 1
         waiting.wait_until(
-            lambda: post(url, "kept", "outage-4", {})["kept_status"] == "done", 30, "no recovery", interval=0.2
+            lambda: post(url, "kept", "outage-5", {})["kept_status"] == "done", 30, "no recovery", interval=0.2
         )
         # The worker signs in again at its next heartbeat (every second): the new Redis forgot it.
         waiting.wait_until(
@@ -177,7 +195,7 @@ def test_the_workers_take_jobs_again_within_a_second_or_so_of_redis_coming_back(
     assert time.monotonic() - back < 3
 
 
-def test_a_redis_that_hangs_fails_new_work_at_the_end_of_its_budget(test_stack: Stack) -> None:
+def test_a_redis_that_hangs_answers_new_work_pending_with_no_job_at_the_end_of_its_budget(test_stack: Stack) -> None:
     url = test_stack.url
     assert post(url, "kept", "hang-1", {})["kept_status"] == "done"  # the pool's connections are open
     redis_process = test_stack.redis_server.process
@@ -185,7 +203,7 @@ def test_a_redis_that_hangs_fails_new_work_at_the_end_of_its_budget(test_stack: 
     redis_process.send_signal(signal.SIGSTOP)  # a paused Redis: connections open, no answers
     try:
         answer, took = timed_post(url, "gated", "hang-2", {"gate": "never"})
-        assert (answer["gated_status"], answer["gated_error"]) == ("failed", UNAVAILABLE)
+        assert (answer["gated_status"], answer["gated_job"], answer["gated_error"]) == ("pending", "", "")
         assert took < 1 + 1.0  # its budget, plus at most one command's timeout
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
     finally:

@@ -10,6 +10,8 @@ import pytest
 from redis import Redis
 
 from app import create_app
+from flowhook import keys
+from flowhook.jobstore import owner_of
 from flowhook.ratelimit import conversation_digest
 from tests.conftest import CallFunction, WorkerPool, caller
 
@@ -50,6 +52,8 @@ def test_forget_deletes_everything_of_one_conversation(
     mine, theirs = caller(client, instance), caller(client, instance + "-other")
     gate = uuid.uuid4().hex
     running = mine("gated", {"gate": gate})["gated_job"]
+    turn = keys.turn(owner_of(app.extensions["flowhook"].registry["gated"], instance))
+    assert redis.exists(turn)  # the pending answer said `poll`: when the turn began is kept
     finished = mine("kept")["key"]
     other = theirs("kept")["key"]
 
@@ -61,6 +65,7 @@ def test_forget_deletes_everything_of_one_conversation(
     )
     assert not redis.exists(f"rq:job:{finished}", f"rq:results:{finished}")
     assert not redis.keys(f"LIMITS:*conversation:{conversation_digest(instance)}*")
+    assert not redis.exists(turn)
     redis.rpush(f"test:gate:{gate}", "open")
     assert mine("gated", {"gate": gate, "gated_job": running})["gated_status"] == "done"
 

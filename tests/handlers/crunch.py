@@ -9,7 +9,8 @@ from marshmallow import Schema, fields
 from flowhook import Call
 from tests.handlers._compute import compute
 
-SETTINGS = {"budget": 0.5, "cpu_bound": True}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"budget": 0.5, "cpu_bound": True, "poll_wait": 1}
 
 
 class Input(Schema):

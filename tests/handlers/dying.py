@@ -6,7 +6,8 @@ import os
 
 from flowhook import Call
 
-SETTINGS = {"budget": 1}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"budget": 1, "poll_wait": 1}
 
 
 def handle(call: Call) -> dict[str, str]:

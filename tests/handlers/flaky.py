@@ -14,7 +14,8 @@ from rq import get_current_job
 from flowhook import Call, HandlerError, RetryableError
 from tests.handlers._redis import test_redis
 
-SETTINGS = {"retries": 2, "retry_intervals": [1], "budget": 0.5}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"retries": 2, "retry_intervals": [1], "budget": 0.5, "poll_wait": 1}
 
 
 class Input(Schema):

@@ -11,7 +11,9 @@ from marshmallow import Schema, fields
 from flowhook import Call, HandlerError
 from tests.handlers._redis import test_redis
 
-SETTINGS = {"budget": 1}
+# Polls held 1 s, as long as a new call: tests of what a poll answers need not wait the default poll
+# wait (`held` is this handler with the service's own).
+SETTINGS = {"budget": 1, "poll_wait": 1}
 
 
 class Input(Schema):

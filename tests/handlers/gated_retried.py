@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.handlers.gated import Input, handle
 
-SETTINGS = {"budget": 1, "retries": 1, "retry_intervals": [0]}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"budget": 1, "retries": 1, "retry_intervals": [0], "poll_wait": 1}
 
 __all__ = ["SETTINGS", "Input", "handle"]

@@ -8,7 +8,8 @@ from rq import get_current_job
 from flowhook import Call
 from tests.handlers._redis import test_redis
 
-SETTINGS = {"runs_in": "web", "budget": 0.5}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"runs_in": "web", "budget": 0.5, "poll_wait": 1}
 
 # What each inline attempt saw, for the tests (inline attempts run in the test's own process).
 INLINE_ATTEMPTS: list[dict[str, object]] = []

@@ -10,7 +10,8 @@ from marshmallow import Schema, fields
 from flowhook import Call
 from tests.handlers._redis import test_redis
 
-SETTINGS = {"budget": 1}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"budget": 1, "poll_wait": 1}
 
 
 class Input(Schema):

@@ -7,7 +7,8 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-SETTINGS = {"budget": 0.5, "job_timeout": 2}
+# Polls held 1 s, not the service's 15: the tests poll a pending job without waiting long.
+SETTINGS = {"budget": 0.5, "job_timeout": 2, "poll_wait": 1}
 
 
 class Input(Schema):
