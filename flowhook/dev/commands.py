@@ -104,7 +104,12 @@ def _parse_variables(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @with_appcontext
 def call_command(name: str, pairs: tuple[str, ...], instance: str | None, url: str | None, token: str | None) -> None:
-    """Call handler NAME as LoyJoy would, polling until it is done or failed."""
+    """Call handler NAME as LoyJoy would, following the flow recipe until it is done or failed.
+
+    A pending answer whose <h>_next is "poll" is polled again at once (the flow's automatic jump);
+    one whose <h>_next is "ask" is where the flow shows its message and the user clicks "Check
+    again": each such click is printed and counted.
+    """
     registry = current_flowhook().registry
     if name in registry.broken:
         raise click.ClickException(f"handler {name} is broken, fix it first: {registry.broken[name]}")
@@ -121,6 +126,7 @@ def call_command(name: str, pairs: tuple[str, ...], instance: str | None, url: s
     started = time.monotonic()
     live = sys.stdout.isatty()
     answer: dict[str, str] = {}
+    clicks = 0
     while True:
         # Once the job runs, the service may be restarting (`make run` reloads on edit): poll on.
         answer = _post(endpoint, {**body, "variables": variables}, headers, patience=RELOAD_PATIENCE if answer else 0)
@@ -128,12 +134,21 @@ def call_command(name: str, pairs: tuple[str, ...], instance: str | None, url: s
         elapsed = time.monotonic() - started
         if status != PENDING:
             break
-        line = f"pending  job {answer.get(f'{namespace}_job')}  progress {answer.get(f'{namespace}_progress', '-')}"
+        following = answer.get(f"{namespace}_next", "ask")
+        line = (
+            f"pending  job {answer.get(f'{namespace}_job')}  progress {answer.get(f'{namespace}_progress', '-')}"
+            f"  next {following}"
+        )
         click.echo(f"\r\x1b[2K{line}  {elapsed:.1f} s" if live else f"{line}  {elapsed:.1f} s", nl=not live)
+        if following != "poll":
+            clicks += 1
+            if live:
+                click.echo()
+            click.echo(f'the flow shows its message; the user clicks "Check again" (click {clicks})')
         variables.update(answer)  # LoyJoy sends back what the answer set, so this call is a poll
     if live:
         click.echo()
-    click.echo(f"{status} after {elapsed:.1f} s")
+    click.echo(f"{status} after {elapsed:.1f} s, {clicks} click{'' if clicks == 1 else 's'} by the user")
     click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
     if status != "done":
         sys.exit(1)
