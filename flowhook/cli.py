@@ -11,7 +11,6 @@ line when there is none rather than guess a Redis that may be someone else's.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import re
 import sys
@@ -121,9 +120,8 @@ def forget_command(process_instance_id: str) -> None:
     connection = connect(settings)
     try:
         _require_flowhook_data(connection, settings)
-        owners = {owner_of(handler, process_instance_id) for handler in registry.values()}
         # A module broken now may have served before (`make run` keeps the last good version).
-        owners |= {_owner_of_name(name, process_instance_id) for name in registry.broken}
+        owners = {owner_of(name, process_instance_id) for name in [*registry, *registry.broken]}
         jobs, running = _forget_jobs(connection, owners)
         connection.delete(*(keys.turn(owner) for owner in owners))  # when its turn began, if it polls now
         pattern = f"LIMITS:*conversation:{conversation_digest(process_instance_id)}*"
@@ -140,11 +138,6 @@ def forget_command(process_instance_id: str) -> None:
         it_ends = "it ends" if running == 1 else "they end"
         click.echo(f"{jobs_are} running: run forget again once {it_ends} (at most their job timeout)")
         sys.exit(1)
-
-
-def _owner_of_name(handler_name: str, process_instance_id: str) -> str:
-    """The owner tag ``jobstore.owner_of`` gives a job of ``handler_name``: a broken module has no Handler."""
-    return hashlib.sha256(f"{handler_name}\0{process_instance_id}".encode()).hexdigest()
 
 
 def _forget_jobs(connection: Redis, owners: set[str]) -> tuple[int, int]:

@@ -48,9 +48,9 @@ def new_job_id() -> str:
     return secrets.token_hex(16)
 
 
-def owner_of(handler: Handler, process_instance_id: str) -> str:
+def owner_of(handler_name: str, process_instance_id: str) -> str:
     """Tag stored with a job so that only its own conversation and handler can poll it."""
-    return hashlib.sha256(f"{handler.name}\0{process_instance_id}".encode()).hexdigest()
+    return hashlib.sha256(f"{handler_name}\0{process_instance_id}".encode()).hexdigest()
 
 
 class JobStore:
@@ -121,7 +121,7 @@ class JobStore:
             result_ttl=handler.settings.result_ttl,
             failure_ttl=handler.settings.result_ttl,
             meta={
-                "owner": owner_of(handler, envelope.process_instance_id),
+                "owner": owner_of(handler.name, envelope.process_instance_id),
                 "dedupe": dedupe_key,
                 # flowhook/logs.py: the worker's lines for this job carry the call's trace id.
                 "trace": logs.current_trace(),
@@ -151,7 +151,7 @@ class JobStore:
             job = Job.fetch(job_id, connection=self.connection, serializer=self.serializer)
         except NoSuchJobError:
             return None
-        if not hmac.compare_digest(str(job.meta.get("owner", "")), owner_of(handler, process_instance_id)):
+        if not hmac.compare_digest(str(job.meta.get("owner", "")), owner_of(handler.name, process_instance_id)):
             return None
         return job
 

@@ -47,7 +47,7 @@ class Turns:
 
         The turn's start is kept for the next call when the answer is POLL.
         """
-        key = keys.turn(owner_of(handler, envelope.process_instance_id))
+        key = keys.turn(owner_of(handler.name, envelope.process_instance_id))
         began: float | None = time.time() - (time.monotonic() - started)  # the call's arrival, wall clock
         if continues_loop(handler, envelope):
             began = self._began(key, redis_away)

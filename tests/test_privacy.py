@@ -52,7 +52,7 @@ def test_forget_deletes_everything_of_one_conversation(
     mine, theirs = caller(client, instance), caller(client, instance + "-other")
     gate = uuid.uuid4().hex
     running = mine("gated", {"gate": gate})["gated_job"]
-    turn = keys.turn(owner_of(app.extensions["flowhook"].registry["gated"], instance))
+    turn = keys.turn(owner_of("gated", instance))
     assert redis.exists(turn)  # the pending answer said `poll`: when the turn began is kept
     finished = mine("kept")["key"]
     other = theirs("kept")["key"]
