@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 # gevent patches each web process as gunicorn starts it. Patching here first, before this file
@@ -16,7 +17,22 @@ from flowhook.checks import warn_about_redis  # noqa: E402
 from flowhook.connection import connect  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
 
-_settings = Settings.from_env()
+
+def _make_run_env_file() -> dict[str, str]:
+    """Under `make run`, ``.env``'s settings as saved now; none elsewhere (flowhook/dev/envfile.py)."""
+    if "MAKE_RUN_ENV_FILE" not in os.environ:
+        return {}
+    from flowhook.dev import envfile  # noqa: PLC0415 - python-dotenv: make run installs it, the image does not
+
+    return envfile.named_settings(os.environ)
+
+
+# gunicorn runs this file again on a reload (SIGHUP, which `make run` sends when a handler or .env is
+# saved): it sets raw_env in its environment before it starts web processes, and unsets it before
+# the next reload, so the new web processes serve with .env as saved last.
+_env_file = _make_run_env_file()
+raw_env = [f"{name}={value}" for name, value in _env_file.items()]
+_settings = Settings.from_env({**_env_file, **os.environ})
 
 # This machine only unless FLOWHOOK_HOST opens it up: the container image sets 0.0.0.0, where
 # compose decides what is published.
