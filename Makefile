@@ -57,7 +57,7 @@ bench-smoke: $(VENV)/.installed  ## every benchmark scenario once, briefly, to c
 soak: $(VENV)/.installed  ## minutes of mixed calls under load; results in docs/reliability.md
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
-failover: $(VENV)/.installed  ## Redis killed under chat load (FAILOVER_ARGS=--partition, as root: also cut off); results in docs/reliability.md
+failover: $(VENV)/.installed  ## Redis killed, and web and workers restarted one by one, under chat load (FAILOVER_ARGS=--partition, as root: also cut off); results in docs/reliability.md
 	$(BIN)/python -m bench.failover $(FAILOVER_ARGS)
 
 compose-check: $(VENV)/.installed  ## build the image, run docker-compose.yml with docker or podman and check it (minutes)

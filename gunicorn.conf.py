@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -18,8 +19,23 @@ from flowhook.connection import connect  # noqa: E402
 from flowhook.exceptions import ConfigurationError  # noqa: E402
 from flowhook.settings import Settings, unknown_setting_warnings  # noqa: E402
 
+
+def _make_run_env_file() -> dict[str, str]:
+    """Under `make run`, ``.env``'s settings as saved now; none elsewhere (flowhook/dev/envfile.py)."""
+    if "MAKE_RUN_ENV_FILE" not in os.environ:
+        return {}
+    from flowhook.dev import envfile  # noqa: PLC0415 - python-dotenv: make run installs it, the image does not
+
+    return envfile.named_settings(os.environ)
+
+
+# gunicorn runs this file again on a reload (SIGHUP, which `make run` sends when a handler or .env is
+# saved): it sets raw_env in its environment before it starts web processes, and unsets it before
+# the next reload, so the new web processes serve with .env as saved last.
+_env_file = _make_run_env_file()
+raw_env = [f"{name}={value}" for name, value in _env_file.items()]
 try:
-    _settings = Settings.from_env()
+    _settings = Settings.from_env({**_env_file, **os.environ})
 except ConfigurationError as error:  # one line (JSON with FLOWHOOK_LOG_FORMAT=json), not gunicorn's traceback
     logs.startup_error(None, str(error))
     sys.exit(2)

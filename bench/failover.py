@@ -9,7 +9,8 @@ handler that works 2 s in a worker; a `pending` answer is polled 1 s later with 
 set, as LoyJoy sends them back, and a `failed` one is tried again once with the same input, as a
 user offered "try again" does. Mid-run Redis is killed with SIGKILL: the Sentinel master (Sentinel
 promotes the replica about 4 s later), or the single Redis (started again from its append-only file
-3 s later); or the packets between Redis and the web service, or the workers, are dropped for 10 s.
+3 s later); or the packets between Redis and the web service, or the workers, are dropped for 10 s;
+or, with Redis left alone, the web processes and then the workers are restarted one by one.
 
 The handler writes every execution to a file, outside Redis, so work that ran twice or never ran
 is counted, not guessed. Per scenario it prints the conversations that ended every turn `done`,
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import psutil
 import requests
 from redis import Redis
 from redis.exceptions import RedisError
@@ -60,6 +62,7 @@ SCENARIOS = {
     "aof": "single Redis with its append-only file killed (SIGKILL), restarted 3 s later",
     "partition-web": "packets between Redis and the web service dropped for 10 s",
     "partition-workers": "packets between Redis and the workers dropped for 10 s",
+    "rolling-restart": "web processes, then workers, restarted one by one (SIGTERM: each finishes what it holds)",
 }
 # The part each partition scenario cuts off from Redis (each part in a network namespace of its own).
 PARTITIONS = {"partition-web": "web", "partition-workers": "workers"}
@@ -73,6 +76,10 @@ POLL_GAP = 1.0  # a `pending` answer is polled this long after it arrived, as th
 TURN_GAP = (1.0, 3.0)
 GIVE_UP_AFTER = 60.0  # a turn still unanswered after this is one the chat never got an answer to
 AOF_RESTART_AFTER = 3.0
+# A web process gunicorn starts in place of one restarted is given this long to load the app before the
+# next is restarted: gunicorn says when it forks one, not when it can answer.
+WEB_PROCESS_STARTS_WITHIN = 5.0
+WEB_PROCESSES = 2  # the rolling restart's web processes, as shipped (WEB_CONCURRENCY)
 # Sentinel calls a master down after this much silence, then elects a leader and promotes the
 # replica: about 4 s from the kill to a new master, as in the issue's measurement.
 SENTINEL_DOWN_AFTER_MS = 3000
@@ -137,13 +144,13 @@ def take_turn(session: requests.Session, url: str, conversation: int, number: st
         variables = {**variables, **answer}  # LoyJoy sends back every variable the last answer set
 
 
-def converse(url: str, conversation: int, start_at: float, stop_at: float, turns: list[Turn]) -> None:
-    """One chat: turns one after another until ``stop_at``; a `failed` turn is tried again once."""
+def converse(url: str, conversation: int, start_at: float, stop: threading.Event, turns: list[Turn]) -> None:
+    """One chat: turns one after another until ``stop`` is set; a `failed` turn is tried again once."""
     time.sleep(max(0.0, start_at - time.monotonic()))
     user = random.Random(conversation)  # noqa: S311 - a repeatable pace of typing, not a secret
     with requests.Session() as session:
         count = 0
-        while time.monotonic() < stop_at:
+        while not stop.is_set():
             count += 1
             number = f"{conversation}-{count}"
             turn = take_turn(session, url, conversation, number)
@@ -280,7 +287,9 @@ class Outcome:
     turns: list[Turn]
     executions: collections.Counter[str]
     fault_at: float
-    redis_away: float  # from the fault until Redis served again (promoted replica, restart, packets flowing)
+    # From the fault until Redis served again (promoted replica, restart, packets flowing); in the
+    # rolling restart, until the last process was restarted.
+    redis_away: float
     error_lines: int  # ERROR lines in the logs of the web service and the workers
 
 
@@ -302,6 +311,33 @@ def partition(network: Network, part: str) -> float:
     finally:
         network.drop("redis", part, dropping=False)
     return time.monotonic() - cut
+
+
+def roll(stack: Stack) -> float:
+    """Restart each web process, then each worker, one at a time, as a rolling deploy does.
+
+    A web process is asked to stop with SIGTERM (it finishes its calls; gunicorn's master, which
+    keeps the listening socket, starts another in its place); a worker too (it finishes its running
+    jobs; queued ones wait in Redis) and, once it has ended, a new one is started. Returns the
+    seconds from the first restart until the last new worker listens.
+    """
+    began = time.monotonic()
+    master = psutil.Process(stack.processes["web"][0].pid)
+    for old in master.children():
+        asked = time.monotonic()
+        old.terminate()
+        old.wait(defaults.MAX_BUDGET + 10)
+        wait_for("gunicorn's new web process", lambda: len(master.children()) == WEB_PROCESSES)
+        print(f"failover: rolling-restart: web process {old.pid} ended {time.monotonic() - asked:.1f} s after SIGTERM")
+        time.sleep(WEB_PROCESS_STARTS_WITHIN)
+    for worker in list(stack.processes["workers"]):
+        asked = time.monotonic()
+        worker.terminate()  # the worker's own process, as `docker stop` signals it: not its process group
+        worker.wait(WORK_SECONDS + 30)
+        stack.processes["workers"].remove(worker)
+        stack.start_workers(1)
+        print(f"failover: rolling-restart: worker {worker.pid} replaced {time.monotonic() - asked:.1f} s after SIGTERM")
+    return time.monotonic() - began
 
 
 @contextmanager
@@ -332,6 +368,11 @@ def running_stack(directory: Path, scenario: str, executions: Path) -> Iterator[
             stack.redis_server = EmbeddedRedis(directory / "redis", appendonly=True)
             stack.start_redis()
             fault = partial(crash_and_restart, stack.redis_server)
+        elif scenario == "rolling-restart":
+            stack = Stack(directory, **settings, WEB_CONCURRENCY=str(WEB_PROCESSES))
+            stack.redis_server = EmbeddedRedis(directory / "redis", appendonly=True)
+            stack.start_redis()
+            fault = partial(roll, stack)
         else:
             network = cleanup.enter_context(Network(["redis", "web", "workers"]))
             address, port = network.address["redis"], free_port()
@@ -358,11 +399,11 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> Outcome:
         with running_stack(directory, scenario, executions) as (url, fault):
             turns: list[Turn] = []
             begin = time.monotonic()
-            stop_at = begin + args.fault_at + args.after_fault
+            stop = threading.Event()
             threads = [
                 threading.Thread(
                     target=converse,
-                    args=(url, number, begin + args.ramp * number / args.conversations, stop_at, turns),
+                    args=(url, number, begin + args.ramp * number / args.conversations, stop, turns),
                     daemon=True,
                 )
                 for number in range(args.conversations)
@@ -373,7 +414,11 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> Outcome:
             fault_at = time.monotonic()
             print(f"failover: {scenario}: {SCENARIOS[scenario]}, {args.fault_at:g} s in", flush=True)
             redis_away = fault()
-            print(f"failover: {scenario}: Redis back {redis_away:.1f} s after the fault", flush=True)
+            print(f"failover: {scenario}: {fault_over(scenario, redis_away)}", flush=True)
+            # New turns until --after-fault has passed, and at least until the fault is over: a rolling
+            # restart takes longer, and its last process restarts under load too.
+            time.sleep(max(0.0, begin + args.fault_at + args.after_fault - time.monotonic()))
+            stop.set()
             for thread in threads:
                 thread.join()
         logs = "".join(log.read_text(errors="replace") for log in directory.glob("*.log"))
@@ -381,6 +426,13 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> Outcome:
         error_lines = len(ERROR_LINE.findall(logs))
         counted = collections.Counter(executions.read_text().split()) if executions.exists() else collections.Counter()
     return Outcome(scenario, args.conversations, turns, counted, fault_at, redis_away, error_lines)
+
+
+def fault_over(scenario: str, seconds: float) -> str:
+    """When the fault was over, as the report says it."""
+    if scenario == "rolling-restart":
+        return f"the last process restarted {seconds:.1f} s after the first"
+    return f"Redis back {seconds:.1f} s after the fault"
 
 
 @dataclass(frozen=True)
@@ -476,7 +528,8 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
         f"{WORKERS} workers (`python -m workers`), every process on this machine (on loopback; in the "
         "partitions, Redis, web and workers each in a network namespace of its own, one bridge between them). "
         f"{args.conversations} conversations started over {args.ramp:g} s, each taking turns for "
-        f"{args.fault_at + args.after_fault:g} s against a handler that works {WORK_SECONDS:g} s in a worker "
+        f"{args.fault_at + args.after_fault:g} s (or until the fault is over) against a handler that works "
+        f"{WORK_SECONDS:g} s in a worker "
         f"(budget as shipped, {defaults.BUDGET:g} s), polling {POLL_GAP:g} s after `pending`, trying a `failed` "
         f"turn again once, the next turn {TURN_GAP[0]:g}-{TURN_GAP[1]:g} s after an answer; the fault "
         f"{args.fault_at:g} s in.",
@@ -492,8 +545,8 @@ def render(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
             )
         lines += [
             "",
-            f"**{outcome.scenario}**: {SCENARIOS[outcome.scenario]}; Redis back "
-            f"{outcome.redis_away:.1f} s after the fault.",
+            f"**{outcome.scenario}**: {SCENARIOS[outcome.scenario]}; "
+            f"{fault_over(outcome.scenario, outcome.redis_away)}.",
             "",
             "| figure | value |",
             "| --- | ---: |",

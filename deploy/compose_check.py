@@ -19,10 +19,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ MAX_ADDED_MB = 100
 # A worker killed mid-job: its job is answered within FLOWHOOK_HEARTBEAT_TTL (20 s) plus a
 # maintenance round; this leaves room for a slow machine and a changed setting.
 INTERRUPTED_WITHIN = 120
+# The web's stop_grace_period in docker-compose.yml.
+WEB_GRACE = 30
+# How long the proxy takes to send calls to a web container that has just started: compose's DNS
+# names it within a second (deploy/proxy/haproxy.cfg: `hold valid 1s`), and one health check
+# (`inter 1s`, `rise 1`) later it is in; this leaves room for a slow machine.
+PROXY_FINDS_WITHIN = 5
+# Conversations at once during the deploy step, each calling `sleep` one message after another.
+DEPLOY_CONVERSATIONS = 6
+# The deploy step's sleeps: within the 5 s budget (done at once) and past it (pending, then polled).
+DEPLOY_SLEEPS = ("1", "7")
 
 
 class StepError(Exception):
@@ -82,11 +93,17 @@ class Stack:
         self.engine = engine
         self.project = project
         self.image = f"flowhook:{project}"
+        self.proxy_image = f"flowhook-proxy:{project}"
         host, _, port = publish.rpartition(":")
         # Published on every address (or on no address given): call it on loopback.
         self.url = f"http://{host if host not in ('', '0.0.0.0') else '127.0.0.1'}:{port}"
         # The shell's variables win over .env's in the compose file, so these are what compose uses.
-        self.environment = {**os.environ, "FLOWHOOK_PUBLISH": publish, "FLOWHOOK_IMAGE": self.image}
+        self.environment = {
+            **os.environ,
+            "FLOWHOOK_PUBLISH": publish,
+            "FLOWHOOK_IMAGE": self.image,
+            "FLOWHOOK_PROXY_IMAGE": self.proxy_image,
+        }
         self.session = requests.Session()
         # Workers one worker container runs (more than one if a setting says so), counted at `up`.
         self.workers_per_container = 0
@@ -199,6 +216,39 @@ class Stack:
             time.sleep(0.5)
         return counts[-1]
 
+    def roll(self, service: str, grace: int) -> list[str]:
+        """Replace the containers of ``service`` one after another, as docs/operations.md deploys.
+
+        For each old container a new one starts (the image as built now) next to it; once it is
+        healthy (and, for the web, the proxy sends it calls), the old one is stopped with SIGTERM
+        (``grace`` seconds: it finishes what it holds) and removed. Returns the new containers.
+        """
+        old = self.containers(service, running_only=True)
+        for container in old:
+            before = set(self.containers(service))  # stopped ones too: podman-compose numbers after them
+            self.compose(
+                "up", "-d", "--no-deps", "--no-recreate", "--scale", f"{service}={len(old) + 1}", service, timeout=300
+            )
+            added = sorted(set(self.containers(service)) - before)
+            if len(added) != 1:
+                raise StepError(f"`up --scale {service}={len(old) + 1}` added {added}, not one container")
+            self.wait_healthy(added[0])
+            if service == "web":
+                time.sleep(PROXY_FINDS_WITHIN)
+            self.container_engine("stop", "-t", str(grace), container, timeout=grace + 30)
+            try:
+                self.container_engine("rm", container)
+            except StepError as error:
+                # podman-compose starts a container with `--requires` on those it depends on, and podman
+                # refuses to remove a required one (the web): it stays stopped until `down`.
+                if self.engine.name != "podman" or "dependent containers" not in str(error):
+                    raise
+        return self.containers(service, running_only=True)
+
+    def wait_healthy(self, container: str, within: float = 90) -> None:
+        """Run the container's healthcheck until it passes."""
+        wait_until(lambda: self.run_healthcheck(container)[0], within, lambda: f"{container} to be healthy")
+
     def remove_everything(self) -> list[str]:
         """Remove the project's containers (also those `--scale` added), volumes, networks and image."""
         removed = []
@@ -222,9 +272,10 @@ class Stack:
             if leftovers:
                 self.container_engine(*removal, *leftovers)
                 removed.append(f"{len(leftovers)} {kind}(s) compose left")
-        if _succeeds([self.engine.name, "image", "inspect", self.image]):
-            self.container_engine("rmi", "-f", self.image)
-            removed.append(f"image {self.image}")
+        for image in (self.image, self.proxy_image):
+            if _succeeds([self.engine.name, "image", "inspect", image]):
+                self.container_engine("rmi", "-f", image)
+                removed.append(f"image {image}")
         return removed
 
 
@@ -251,6 +302,52 @@ def pending_sleep(stack: Stack, seconds: str, purpose: str) -> tuple[str, dict[s
     return instance, variables, answer["sleep_job"]
 
 
+@dataclass
+class DeployLoad:
+    """What the conversations met while a new version rolled out; shared by their threads."""
+
+    messages: int = 0
+    calls: int = 0
+    refused: list[str] = field(default_factory=list)  # no answer, or not 200
+    not_done: list[str] = field(default_factory=list)  # a message that ended other than `done`
+    two_jobs: list[str] = field(default_factory=list)  # a message whose answers named two jobs
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def converse(self, url: str, number: int, stop: threading.Event) -> None:
+        """One conversation: `sleep` messages one after another, each polled while pending, until ``stop``."""
+        with requests.Session() as session:
+            count = 0
+            while not stop.is_set():
+                count += 1
+                instance, variables = f"compose-check-deploy-{number}-{count}", {"seconds": DEPLOY_SLEEPS[count % 2]}
+                answer: dict[str, str] = {}
+                jobs = set()
+                deadline = time.monotonic() + 90
+                try:
+                    while True:
+                        body = {"process_instance_id": instance, "variables": {**variables, **answer}}
+                        response = session.post(f"{url}/webservice/sleep", json=body, timeout=30)
+                        with self.lock:
+                            self.calls += 1
+                        if response.status_code != 200:
+                            raise requests.HTTPError(f"{response.status_code} {response.text[:200]}")
+                        answer = response.json()["data"]["variables"]
+                        jobs.add(answer["sleep_job"])
+                        if answer["sleep_status"] != "pending" or time.monotonic() > deadline:
+                            break
+                        time.sleep(1)
+                except (requests.RequestException, ValueError, KeyError) as error:
+                    with self.lock:
+                        self.refused.append(f"{instance}: {type(error).__name__}: {error}")
+                    continue
+                with self.lock:
+                    self.messages += 1
+                    if answer["sleep_status"] != "done":
+                        self.not_done.append(f"{instance}: {answer}")
+                    if len(jobs - {""}) > 1:  # a `done` answer names no job
+                        self.two_jobs.append(f"{instance}: {sorted(jobs - {''})}")
+
+
 # The steps, in order: each returns what it saw, or raises StepError.
 
 
@@ -273,7 +370,7 @@ def up(stack: Stack) -> str:
 
 def healthchecks(stack: Stack) -> str:
     seen = []
-    for service in ("redis", "web", "worker"):
+    for service in ("redis", "web", "proxy", "worker"):
         for container in stack.containers(service):
             healthy, said = stack.run_healthcheck(container)
             if not healthy:
@@ -359,6 +456,36 @@ def scale_workers(stack: Stack) -> str:
         stack.container_engine("rm", *extra)
     stack.wait_for_workers(1)
     return f"3 worker containers, /readyz counted {counted} workers; back to 1 container"
+
+
+def deploy_under_load(stack: Stack) -> str:
+    """docs/operations.md's deploy of a new version while conversations call: nothing refused or lost."""
+    load, stop = DeployLoad(), threading.Event()
+    threads = [
+        threading.Thread(target=load.converse, args=(stack.url, number, stop), daemon=True)
+        for number in range(DEPLOY_CONVERSATIONS)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: load.messages >= DEPLOY_CONVERSATIONS, 60, lambda: "the conversations to get going")
+        stack.compose("build", timeout=900)  # the new version (here the same code: the image is rebuilt)
+        old = stack.containers("web", running_only=True) + stack.containers("worker", running_only=True)
+        new = stack.roll("web", WEB_GRACE) + stack.roll("worker", WORKER_GRACE)
+        time.sleep(3)  # calls on the new containers only
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(120)
+    counts = (
+        f"{load.messages} messages ({load.calls} calls) from {DEPLOY_CONVERSATIONS} conversations while "
+        f"{', '.join(old)} were replaced one by one by {', '.join(new)}: {len(load.refused)} calls refused "
+        f"or in error, {len(load.not_done)} messages not done, {len(load.two_jobs)} with two jobs"
+    )
+    print(f"  deploy under load: {counts}", flush=True)
+    if load.refused or load.not_done or load.two_jobs:
+        raise StepError(f"{counts}; first: {(load.refused + load.not_done + load.two_jobs)[:3]}")
+    return counts
 
 
 def healthchecks_fail_without_redis(stack: Stack) -> str:
@@ -485,6 +612,9 @@ STEPS: list[tuple[str, Callable[[Stack], str]]] = [
     ("healthchecks can fail", healthchecks_fail_without_redis),
     ("graceful worker stop", graceful_worker_stop),
     ("down, up: queued job kept", queued_job_survives_down_up),
+    # Last of the steps that use the stack: podman-compose's `stop` and `down` know a service's
+    # containers by the numbers its scale gives, not the ones a deploy leaves (`web_2`).
+    ("deploy under load", deploy_under_load),
     ("image contents", image_contents),
     ("image size", image_size),
 ]

@@ -72,12 +72,15 @@ def interpolated(value: object, shell: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: shell.get(m[1], m[2]), str(value))
 
 
-def test_workers_scale_and_the_web_service_is_published_only_where_flowhook_publish_says() -> None:
-    web, worker = services()["web"], services()["worker"]
-    # `--scale worker=N` needs containers without a fixed name or host port.
-    assert "container_name" not in worker
-    assert "ports" not in worker
-    (published,) = web["ports"]
+def test_web_and_workers_scale_and_the_proxy_is_published_only_where_flowhook_publish_says() -> None:
+    web, worker, proxy = services()["web"], services()["worker"], services()["proxy"]
+    # `--scale worker=N` (and a deploy's second web container) needs containers without a fixed
+    # name or host port: the proxy is what is published.
+    for scaled in (web, worker):
+        assert "container_name" not in scaled
+        assert "ports" not in scaled
+    assert web["environment"]["FLOWHOOK_TRUSTED_PROXIES"] == "1"  # the proxy adds X-Forwarded-For
+    (published,) = proxy["ports"]
     # On the host's loopback unless told otherwise, to the port the web service listens on.
     address, host_port, container_port = interpolated(published, env_example()).split(":")
     assert (address, host_port) == ("127.0.0.1", "8000")

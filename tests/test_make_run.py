@@ -8,6 +8,10 @@ import re
 import signal
 import socket
 import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -19,7 +23,7 @@ from flowhook.dev.redis_server import free_port
 from tests.conftest import ROOT
 from tests.test_cli import developer_command as typed_command
 from tests.test_e2e import Service, make_run_command, make_run_environment, running_service, wait_for_log
-from tests.waiting import wait_until
+from tests.waiting import Call, poll_until_over, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +106,7 @@ def team_handlers(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return package, {"FLOWHOOK_HANDLERS": "team_handlers", "PYTHONPATH": f"{ROOT}:{code}", "WEB_CONCURRENCY": "1"}
 
 
-def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_last_good_version(
+def test_an_edit_reloads_web_and_workers_and_a_broken_one_keeps_the_last_good_version(
     tmp_path: Path,
 ) -> None:
     package, team = team_handlers(tmp_path)
@@ -115,9 +119,13 @@ def test_an_edit_restarts_web_and_workers_together_and_a_broken_one_keeps_the_la
         assert [service.call("greet", {"name": "Ada"})["version"] for _ in range(4)] == ["1"] * 4
 
         write_handler(package, "2", "nickname")  # a new schema (checked by the web) and a new result
-        wait_for_log(service.log, "restarting web and workers")
-        wait_for_log(service.log, "Listening at", "listening on flowhook", times=2)
-        answers = [call_when_up(service, "greet", {"nickname": "Ada"}) for _ in range(6)]
+        wait_for_log(service.log, "reloading web and workers")
+        wait_until(
+            lambda: service.call("greet", {"nickname": "Ada"})["greet_status"] == "done",
+            30,
+            "the new schema was not served",
+        )
+        answers = [service.call("greet", {"nickname": "Ada"}) for _ in range(6)]
         assert [(a["greet_status"], a.get("version")) for a in answers] == [("done", "2")] * 6
         assert service.call("greet", {"name": "Ada"})["greet_status"] == "invalid"  # the web has the new schema
         assert service.process.poll() is None
@@ -142,6 +150,116 @@ def test_a_part_that_restarts_into_broken_code_stops_the_stack_until_the_fix_not
         write_handler(package, "2", "name")
         wait_for_log(service.log, "restarting web and workers")
         assert call_when_up(service, "greet", {"name": "Ada"})["version"] == "2"
+
+
+class Conversations:
+    """Flows calling a handler one after another, each on a connection of its own, as LoyJoy's do.
+
+    Each flow polls while pending; what it ends with is kept, and so is every call that was not
+    answered 200 (a refused connection, a reset, an error status).
+    """
+
+    def __init__(self, url: str, handler: str, variables: dict[str, str], headers: dict[str, str]) -> None:
+        self.url, self.handler, self.variables, self.headers = url, handler, variables, headers
+        self.ended: list[dict[str, str]] = []
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+
+    def call(self, instance: str, variables: dict[str, str]) -> dict[str, str]:
+        response = requests.post(
+            f"{self.url}/webservice/{self.handler}",
+            json={"process_instance_id": instance, "params": {}, "variables": variables},
+            headers=self.headers,
+            timeout=20,
+        )
+        if response.status_code != 200:
+            raise requests.HTTPError(f"{response.status_code} {response.text[:200]}")
+        answer: dict[str, str] = response.json()["data"]["variables"]
+        return answer
+
+    def new_flow(self) -> Call:
+        """The calls of one new conversation."""
+        instance = f"flow-{uuid.uuid4().hex}"
+        return lambda _, variables: self.call(instance, variables)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.ended.append(poll_until_over(self.new_flow(), self.handler, self.variables))
+            except requests.RequestException as error:
+                self.failures.append(f"{type(error).__name__}: {error}")
+
+    def until(self, predicate: Callable[[dict[str, str]], bool], then: int = 10) -> None:
+        """Wait for a flow to end as ``predicate`` says, and for ``then`` flows more."""
+        reached = wait_until(
+            lambda: next((i + 1 for i, answer in enumerate(self.ended) if predicate(answer)), None),
+            60,
+            lambda: f"no flow ended as expected; last: {self.ended[-3:]}, failures: {self.failures[:3]}",
+            interval=0.1,
+        )
+        wait_until(lambda: len(self.ended) >= reached + then, 30, "the flows stopped", interval=0.1)
+
+
+@contextmanager
+def conversations(
+    service: Service, handler: str, variables: dict[str, str], headers: dict[str, str] | None = None
+) -> Iterator[Conversations]:
+    """Flows calling ``handler`` on ``service`` in a thread until the block ends."""
+    flows = Conversations(service.url, handler, variables, headers or {})
+    thread = threading.Thread(target=flows.run, daemon=True)
+    thread.start()
+    try:
+        yield flows
+    finally:
+        flows.stopping.set()
+        thread.join(timeout=30)
+
+
+def test_a_handler_saved_while_calls_arrive_refuses_none_and_running_jobs_finish(tmp_path: Path) -> None:
+    package, team = team_handlers(tmp_path)
+    (package / "slow.py").write_text(
+        "import time\n\n\ndef handle(call):\n    time.sleep(3)\n    return {'version': '1'}\n"
+    )
+    with running_service(tmp_path, **team) as service:
+        slow = service.call("slow", {}, instance="slow-1")
+        assert slow["slow_status"] == "pending"
+        with conversations(service, "greet", {"name": "Ada"}) as flows:
+            flows.until(lambda answer: answer.get("version") == "1")
+            write_handler(package, "2", "name")
+            wait_for_log(service.log, "reloading web and workers")
+            flows.until(lambda answer: answer.get("version") == "2")
+        assert flows.failures == []  # not one call refused, reset or answered in error
+        assert {answer["greet_status"] for answer in flows.ended} == {"done"}
+        assert flows.ended[-1]["version"] == "2"
+        # The job running at the reload finished on its version, not interrupted; the worker then
+        # took the new code.
+        ended = poll_until_over(lambda handler, variables: service.call(handler, variables, "slow-1"), "slow", slow)
+        assert (ended["slow_status"], ended.get("version")) == ("done", "1")
+        assert "Hang up: Master" in service.log.read_text()  # gunicorn's reload, its master stayed
+
+
+def test_env_saved_while_calls_arrive_is_read_by_web_and_workers_refusing_none(tmp_path: Path) -> None:
+    package, team = team_handlers(tmp_path)
+    (package / "greet.py").write_text(
+        "import os\n\n\ndef handle(call):\n    return {'greeting': os.environ.get('GREETING', '')}\n"
+    )
+    env_file = tmp_path / ".env"
+    env_file.write_text("GREETING=hello\n")
+    with running_service(tmp_path, **team) as service:
+        assert service.call("greet", {})["greeting"] == "hello"
+        presenting = {"Authorization": f"Bearer {TOKEN}"}  # accepted before tokens are set, and after
+        with conversations(service, "greet", {}, presenting) as flows:
+            flows.until(lambda answer: answer.get("greeting") == "hello")
+            env_file.write_text(f"GREETING=bonjour\nFLOWHOOK_TOKENS={TOKEN}\n")
+            wait_for_log(service.log, ".env changed")
+            flows.until(lambda answer: answer.get("greeting") == "bonjour")
+        assert flows.failures == []
+        assert {answer["greet_status"] for answer in flows.ended} == {"done"}
+        # The web read it too: a call without the token is now refused.
+        unauthorized = requests.post(
+            f"{service.url}/webservice/greet", json={"process_instance_id": "e2e-2", "variables": {}}, timeout=20
+        )
+        assert unauthorized.status_code == 401
 
 
 def call_when_up(service: Service, handler: str, variables: dict[str, str], timeout: float = 20) -> dict[str, str]:

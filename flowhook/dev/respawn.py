@@ -4,6 +4,10 @@
 a handler that ends its worker's process (``os._exit``, a crash in C code, the OOM killer) costs
 that job (answered "interrupted"), not the whole stack. A clean exit (0, the worker was told to
 stop) or a configuration error (2) ends it; so does SIGTERM or SIGINT, passed on to the command.
+
+SIGHUP (`make run`'s reload) starts the command again with the code and ``.env`` as saved now, once it
+has finished what it runs: it is asked to stop with SIGTERM (an RQ worker finishes its running jobs;
+queued jobs wait in Redis) and started again when it has.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+
+from flowhook.dev import envfile
 
 # Exit codes that mean "do not start again": stopped on request, or a configuration error.
 FINAL = (0, 2)
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m flowhook.dev.respawn COMMAND [ARGS...]", file=sys.stderr)
         return 2
     stopping = False
+    # The command is draining for a reload: started again when it ends, whatever its exit code.
+    reloading = False
     child: subprocess.Popen[bytes] | None = None
 
     def stop(signum: int, _: FrameType | None) -> None:
@@ -52,20 +60,33 @@ def main(argv: list[str] | None = None) -> int:
             _later(KILL_AFTER, running, lambda: os.killpg(running.pid, signal.SIGKILL))
         child.send_signal(signum)
 
+    def reload(_signum: int, _: FrameType | None) -> None:
+        nonlocal reloading
+        if stopping or reloading or child is None or child.poll() is not None:
+            return  # asked once only: a second SIGTERM would make an RQ worker abandon its jobs
+        reloading = True
+        child.send_signal(signal.SIGTERM)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     quick_deaths = 0
     while True:
         started = time.monotonic()
+        reloading = False
         # A process group of its own: the signal reaches it once, from here (a second SIGTERM
-        # would make an RQ worker abandon its job rather than finish it).
-        child = subprocess.Popen(command, process_group=0)
+        # would make an RQ worker abandon its job rather than finish it). `.env` read anew each time.
+        child = subprocess.Popen(command, process_group=0, env={**envfile.named_settings(os.environ), **os.environ})
         code = child.wait()
         # What the command left behind in its group dies with it: a dead RQ worker's scheduler
         # process would otherwise live on, holding the scheduler lock and `make run`'s output pipe.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
-        if stopping or code in FINAL:
+        if stopping:
+            return code
+        if reloading:
+            continue
+        if code in FINAL:
             return code
         quick_deaths = quick_deaths + 1 if time.monotonic() - started < TOO_SOON else 0
         if quick_deaths >= GIVE_UP_AFTER:

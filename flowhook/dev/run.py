@@ -5,14 +5,20 @@ Without ``REDIS_URL`` a private redis-server keeps its data in ``.flowhook/redis
 Redis is used and nothing is started for it. What runs is recorded in ``FLOWHOOK_STATE_FILE``
 (``.flowhook/run.json``) for the developer commands, and the record is removed on exit.
 
-When a handler or Flowhook's own code changes, the new code is checked first: broken, it is
-reported and the running version keeps serving; sound, web and every worker are stopped together
-and started again, so one version of the code serves at a time. Ctrl-C stops everything.
+When a handler or ``.env`` changes, the new code and settings are checked first: broken, they are
+reported and the running version keeps serving; sound, web and workers are reloaded without closing
+the port. gunicorn's master keeps the listening socket and starts new web processes with the new
+code and ``.env`` (SIGHUP) while the old ones finish their calls; a call arriving meanwhile waits
+for a web process, it is not refused. Each worker finishes its running jobs, as on SIGTERM, and
+starts again (``flowhook.dev.respawn``); queued jobs wait in Redis. A change to Flowhook's own code
+(which gunicorn's master has loaded) stops web and workers together and starts them again: the
+port is closed for those seconds. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -25,11 +31,11 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
+import psutil
 from watchfiles import Change, PythonFilter, watch
 
 from flowhook import logs
-from flowhook.dev import runfile
+from flowhook.dev import envfile, runfile
 from flowhook.dev.redis_server import EmbeddedRedis
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
@@ -37,7 +43,8 @@ from flowhook.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]  # the project: flowhook/dev/<this file>
 DATA_DIRECTORY = Path(".flowhook/redis")
 ENV_FILE = Path(".env")
-# Flowhook's own code, watched with the handlers: a change to any of it restarts web and workers.
+# Flowhook's own code, watched with the handlers: a change to any of it restarts web and workers
+# (gunicorn's master has imported part of it, which a reload would not replace).
 OWN_CODE = (ROOT / "flowhook", ROOT / "workers", ROOT / "app.py", ROOT / "wsgi.py", ROOT / "gunicorn.conf.py")
 # How long the stack may take to stop. honcho kills what is left 5 s after asking it to stop (so
 # a job running at a reload ends then, and is answered "interrupted"); this is well beyond that.
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    environment = with_env_file(os.environ, args.env_file)
+    environment = envfile.with_env_file(os.environ, args.env_file)
     try:
         settings = Settings.from_env(environment)
     except FlowhookError as error:
@@ -94,23 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         if settings.host not in ("127.0.0.1", "localhost", "::1"):
             unprotected = "" if settings.tokens else " and FLOWHOOK_TOKENS is not set: anyone there can call"
             say(environment, f"listening on {settings.host}: other machines can reach it{unprotected}")
-        say(environment, "reloads when a handler or Flowhook's code changes; Ctrl-C stops")
-        Supervisor(environment, args.workers, watched_paths(settings), stopping).run()
+        say(environment, "reloads when a handler, .env or Flowhook's code changes; Ctrl-C stops")
+        # The stack reads .env itself (flowhook/dev/envfile.py), as saved at each reload; the Redis
+        # recorded in the state file stays the one it uses.
+        stack_environment = {
+            **os.environ,
+            "REDIS_URL": run.redis_url,
+            envfile.VARIABLE: str(args.env_file.resolve()),
+        }
+        Supervisor(stack_environment, args.workers, watched_paths(settings), stopping).run()
     finally:
         runfile.remove(state_file)
         if redis is not None:
             redis.stop()
     return 0
-
-
-def with_env_file(environ: Mapping[str, str], env_file: Path) -> dict[str, str]:
-    """The environment with ``.env``'s settings added where the environment does not set them.
-
-    The environment wins, as it does for the ``flask`` commands (which read ``.env`` too):
-    ``PORT=9000 make run`` overrides ``.env``'s PORT.
-    """
-    from_file = dotenv_values(env_file) if env_file.is_file() else {}
-    return {**{name: value for name, value in from_file.items() if value is not None}, **environ}
 
 
 def already_running(state_file: Path) -> str | None:
@@ -182,10 +186,11 @@ def _shown(path: Path) -> str:
 
 
 class Supervisor:
-    """Runs the stack (``flowhook.dev.stack``) and starts it anew on a change of the code.
+    """Runs the stack (``flowhook.dev.stack``), reloads it when a handler or ``.env`` changes and
+    starts it anew when Flowhook's own code does.
 
     Args:
-        environment: The stack's environment, with the Redis to use.
+        environment: The stack's environment, with the Redis to use and the ``.env`` to read.
         workers: How many RQ workers the stack runs.
         paths: What to watch for changes.
         stopping: Set when it is time to stop everything.
@@ -199,9 +204,10 @@ class Supervisor:
         self.paths = paths
         self.stopping = stopping
         self.stack: subprocess.Popen[bytes] | None = None
+        self.env_file_settings = envfile.named_settings(self.environment)
 
     def run(self) -> None:
-        """Serve until ``stopping`` is set, restarting on changes; the stack is stopped on the way out."""
+        """Serve until ``stopping`` is set, reloading on changes; the stack is stopped on the way out."""
         if self.stopping.is_set():
             return
         self._start()
@@ -215,10 +221,20 @@ class Supervisor:
                 raise_interrupt=False,
             ):
                 self._notice_an_ended_stack()
-                if changes:
-                    self._reload(changes)
+                # .env is read at every turn rather than watched: an editor may replace the file,
+                # and a watch would follow the file it replaced.
+                saved = envfile.named_settings(self.environment)
+                env_file_changed, self.env_file_settings = saved != self.env_file_settings, saved
+                if changes or env_file_changed:
+                    what = ", ".join(filter(None, (".env" if env_file_changed else "", describe(changes))))
+                    own_code = any(_is_own_code(Path(path)) for _, path in changes)
+                    self._reload(what, own_code)
         finally:
             self._stop_stack()
+
+    def _settings_now(self) -> dict[str, str]:
+        """The stack's environment with ``.env`` as saved now, as its processes read it."""
+        return {**self.env_file_settings, **self.environment}
 
     def _start(self) -> None:
         command = [sys.executable, "-m", "flowhook.dev.stack", "--workers", str(self.workers)]
@@ -241,25 +257,53 @@ class Supervisor:
     def _notice_an_ended_stack(self) -> None:
         if self.stack is not None and self.stack.poll() is not None:
             say(
-                self.environment,
+                self._settings_now(),
                 f"the service stopped (exit {self.stack.returncode}); fix what the log above says "
                 "and save: it starts again (Ctrl-C quits)",
                 error=True,
             )
             self.stack = None
 
-    def _reload(self, changes: set[tuple[Change, str]]) -> None:
-        say(self.environment, f"{describe(changes)} changed; checking the code")
-        handlers = check_code(self.environment)
+    def _reload(self, what: str, own_code: bool) -> None:
+        settings = self._settings_now()
+        say(settings, f"{what} changed; checking the code")
+        handlers = check_code(settings)
         if handlers is None:
             still = "the last good version keeps serving" if self.stack is not None else "nothing serves"
-            say(self.environment, f"not reloaded, {still}; fix it and save", error=True)
+            say(settings, f"not reloaded, {still}; fix it and save", error=True)
+            return
+        if self.stack is not None and not own_code:
+            say(settings, f"reloading web and workers: serving {handlers}; what is under way finishes first")
+            self._reload_parts()
             return
         # Said first: honcho's own "SIGINT received ... sending SIGTERM" lines follow, and would
         # otherwise read as if someone had pressed Ctrl-C.
-        say(self.environment, f"restarting web and workers: serving {handlers}")
+        say(settings, f"restarting web and workers: serving {handlers}")
         self._stop_stack()
         self._start()
+
+    def _reload_parts(self) -> None:
+        """SIGHUP to gunicorn's master and to each worker's respawn, which reload as they document."""
+        if self.stack is None:
+            return
+        for process in psutil.Process(self.stack.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # a process that has just ended
+                if _reloads_on_sighup(process):
+                    process.send_signal(signal.SIGHUP)
+
+
+def _is_own_code(path: Path) -> bool:
+    """Whether ``path`` is part of Flowhook's own code rather than a handler."""
+    return any(path == code or path.is_relative_to(code) for code in OWN_CODE)
+
+
+def _reloads_on_sighup(process: psutil.Process) -> bool:
+    """gunicorn's master or a worker's respawn; not a web process, which SIGHUP would end."""
+    module = process.cmdline()[1:3]
+    if module == ["-m", "flowhook.dev.respawn"]:
+        return True
+    parent = process.parent()
+    return module == ["-m", "gunicorn"] and (parent is None or parent.cmdline()[1:3] != module)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """One version of the code serving: the web service under gunicorn and the RQ workers, under honcho.
 
-`make run` (``flowhook.dev.run``) starts this with the Redis it runs, and stops it and starts it
-anew when the code changes, so web and workers always run the same code. ``--check`` imports the
+`make run` (``flowhook.dev.run``) starts this with the Redis it runs; when a handler or ``.env``
+changes it reloads gunicorn's master and each worker's respawn (SIGHUP), and when Flowhook's own code
+changes it stops this and starts it anew. ``--check`` imports the
 code as they will (the app, every handler, the workers' modules) and says what is broken, so
 that a broken edit never replaces a serving version.
 """
@@ -19,6 +20,7 @@ from honcho.manager import Manager
 from honcho.printer import Message, Printer
 
 from flowhook import logs
+from flowhook.dev import envfile
 from flowhook.exceptions import FlowhookError
 from flowhook.registry import discover
 from flowhook.settings import Settings
@@ -62,7 +64,7 @@ class JsonPrinter(Printer):  # type: ignore[misc]  # honcho is unannotated
 
 def serve(workers: int) -> int:
     """Run gunicorn and ``workers`` RQ workers until one of them ends or a signal stops them."""
-    json_lines = Settings.from_env().log_format == "json"
+    json_lines = Settings.from_env({**envfile.named_settings(os.environ), **os.environ}).log_format == "json"
     manager = Manager(JsonPrinter(sys.stdout) if json_lines else None)
     manager.add_process("web", f"{sys.executable} -m gunicorn -c gunicorn.conf.py wsgi:app", env=web_environment())
     for number in range(1, workers + 1):
