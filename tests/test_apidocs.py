@@ -47,13 +47,20 @@ def test_the_page_and_its_scripts_come_from_the_service(redis_url: str, tmp_path
     assert client.get("/docs/../app.py").status_code == 404
 
 
-def test_make_run_serves_the_page_unless_its_settings_say_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_run_serves_the_page_unless_its_settings_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("FLOWHOOK_API_DOCS", raising=False)
     assert web_environment()["FLOWHOOK_API_DOCS"] == "true"
     monkeypatch.setenv("FLOWHOOK_API_DOCS", "")  # as .env.example has it
     assert web_environment()["FLOWHOOK_API_DOCS"] == "true"
     monkeypatch.setenv("FLOWHOOK_API_DOCS", "false")
     assert web_environment()["FLOWHOOK_API_DOCS"] == "false"
+    monkeypatch.delenv("FLOWHOOK_API_DOCS")
+    env_file = tmp_path / ".env"
+    env_file.write_text("FLOWHOOK_API_DOCS=false\n")
+    monkeypatch.setenv("MAKE_RUN_ENV_FILE", str(env_file))
+    assert web_environment()["FLOWHOOK_API_DOCS"] == "false"  # .env's choice, which the environment would override
 
 
 @pytest.mark.e2e

@@ -35,7 +35,7 @@ import psutil
 from watchfiles import Change, PythonFilter, watch
 
 from flowhook import logs
-from flowhook.dev import envfile, runfile
+from flowhook.dev import envfile, runfile, stack
 from flowhook.dev.redis_server import EmbeddedRedis
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     runfile.write(state_file, run)
     try:
         say(environment, f"serving {handlers} at {run.url}/webservice/<handler>")
+        if Settings.from_env(stack.web_environment(environment)).api_docs:
+            say(environment, f"the API in a browser: {run.url}/docs")
         if settings.host not in ("127.0.0.1", "localhost", "::1"):
             unprotected = "" if settings.tokens else " and FLOWHOOK_TOKENS is not set: anyone there can call"
             say(environment, f"listening on {settings.host}: other machines can reach it{unprotected}")

@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 from honcho.manager import Manager
@@ -24,6 +25,8 @@ from flowhook.dev import envfile
 from flowhook.exceptions import FlowhookError
 from flowhook.registry import discover
 from flowhook.settings import Settings
+
+API_DOCS = "FLOWHOOK_API_DOCS"
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: flowhook/dev/<this file>
 # The workers' code is compiled, not imported: importing it would patch this process for gevent.
@@ -74,10 +77,15 @@ def serve(workers: int) -> int:
     return int(manager.returncode or 0)
 
 
-def web_environment() -> dict[str, str]:
-    """The web service's environment: the API's page at /docs on, unless the environment or .env say."""
-    # Off by default everywhere else (the image, compose): a developer's service shows its API.
-    return {**os.environ, "FLOWHOOK_API_DOCS": os.environ.get("FLOWHOOK_API_DOCS") or "true"}
+def web_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The web service's environment: the API's page at /docs on, unless the environment or .env say.
+
+    Off by default everywhere else (the image, compose): a developer's service shows its API.
+    """
+    environment = dict(os.environ if environ is None else environ)
+    chosen = environment.get(API_DOCS) or envfile.named_settings(environment).get(API_DOCS)
+    environment[API_DOCS] = chosen or "true"  # empty, as in .env.example: the default of where it runs
+    return environment
 
 
 def main(argv: list[str] | None = None) -> int:
