@@ -109,6 +109,16 @@ class UnstartedJobsRequeued(IntermediateQueue):
     here by two maintenance runs ``UNSTARTED_AFTER`` seconds apart, it goes back to its queue.
     """
 
+    def set_first_seen(self, job_id: str) -> bool:
+        """Note when maintenance first saw the job here, unless noted already; whether this noted it.
+
+        RQ keeps the note a day. Maintenance may look just as a worker starts the job, and write the
+        note after the job has ended: kept a day, such notes outlived every job. This one lasts as
+        long as the next looks need it.
+        """
+        key = self.get_first_seen_key(job_id)
+        return bool(self.connection.set(key, now().timestamp(), nx=True, ex=defaults.FIRST_SEEN_TTL))
+
     def should_be_cleaned_up(self, job_id: str) -> bool:
         """Whether the job has been here, unstarted, for longer than a start takes."""
         first_seen = self.get_first_seen(job_id)

@@ -71,6 +71,8 @@ MAINTENANCE_LOCK_TTL = 30
 # A job taken from its queue but not started this long after (seconds; a start takes milliseconds)
 # lost its worker, or Redis's reply to the worker: it goes back to its queue (connection.py).
 UNSTARTED_AFTER = 10
+# How long maintenance's note that it saw such a job lives (seconds): past the next clean-ups.
+FIRST_SEEN_TTL = 4 * MAINTENANCE_INTERVAL
 # A running job's heartbeat, renewed every quarter of this: a job whose worker died is reaped as
 # abandoned this many seconds after its last one (RQ's own simple worker: the job timeout + 60 s).
 # Longer rides out longer Redis outages without reaping jobs that are in fact still running.

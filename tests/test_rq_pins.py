@@ -19,11 +19,13 @@ import pytest
 from rq import SimpleWorker as RQSimpleWorker
 from rq import Worker as RQForkWorker
 from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.timeouts import BaseDeathPenalty, UnixSignalDeathPenalty
 from rq.worker.base import BaseWorker
 
+from flowhook.connection import HandlerQueue, UnstartedJobsRequeued
 from workers.base import FlowhookWorker
 from workers.classes import ForkWorker, SimpleWorker
 from workers.pool import PoolWorker
@@ -66,6 +68,11 @@ RQ_SURFACE: dict[tuple[type, str], str] = {
     (GeventDeathPenalty, "setup_death_penalty"): "RQ's extension point for a death penalty",
     (GeventDeathPenalty, "cancel_death_penalty"): "RQ's extension point for a death penalty",
     (SignalDeathPenalty, "handle_death_penalty"): "raises JobTimedOut, a BaseException, not RQ's JobTimeoutException",
+    (HandlerQueue, "acquire_maintenance_lock"): "a dead cleaner delays the next clean-up 30 s, not 15 min",
+    (HandlerQueue, "intermediate_queue"): "a job taken but never started goes back to its queue",
+    (UnstartedJobsRequeued, "cleanup"): "requeues a job no worker started (RQ fails it a minute later)",
+    (UnstartedJobsRequeued, "should_be_cleaned_up"): "after UNSTARTED_AFTER (10 s), not a minute",
+    (UnstartedJobsRequeued, "set_first_seen"): "its note lives a minute, not a day: none outlives its job",
 }
 
 RQ_BASES: dict[type, type] = {
@@ -75,6 +82,8 @@ RQ_BASES: dict[type, type] = {
     ForkWorker: RQForkWorker,
     GeventDeathPenalty: BaseDeathPenalty,
     SignalDeathPenalty: UnixSignalDeathPenalty,
+    HandlerQueue: Queue,
+    UnstartedJobsRequeued: IntermediateQueue,
 }
 
 # RQ's signatures of what Flowhook overrides or calls with arguments, by parameter name.
@@ -115,6 +124,10 @@ PINNED: list[tuple[Callable[..., Any], list[str]]] = [
     (UnixSignalDeathPenalty.handle_death_penalty, ["self", "signum", "frame"]),
     (Queue.dequeue_any, ["queues", "timeout", "connection", "job_class", "serializer", "death_penalty_class"]),
     (Queue.push_job_id, ["self", "job_id", "pipeline", "at_front"]),
+    (Queue.acquire_maintenance_lock, ["self"]),
+    (IntermediateQueue.cleanup, ["self", "worker", "queue"]),
+    (IntermediateQueue.should_be_cleaned_up, ["self", "job_id"]),
+    (IntermediateQueue.set_first_seen, ["self", "job_id"]),
     (Execution.heartbeat, ["self", "started_job_registry", "ttl", "pipeline"]),
     (
         RQScheduler.__init__,
@@ -185,6 +198,11 @@ def test_rq_keeps_each_running_execution_in_the_workers_index() -> None:
     """RQ's worker API names every job a pool worker runs through this index (tests/test_concurrency.py)."""
     source = inspect.getsource(Execution.create)
     assert "pipeline.sadd(execution.worker_executions_key, execution.composite_key)" in source
+
+
+def test_rq_cleans_a_queues_intermediate_queue_through_the_queues_property() -> None:
+    """HandlerQueue's intermediate_queue is the one RQ's maintenance cleans."""
+    assert "queue.intermediate_queue.cleanup(self, queue)" in inspect.getsource(BaseWorker.clean_registries)
 
 
 def test_rq_lengthens_a_connections_timeout_only_below_connection_timeout() -> None:
