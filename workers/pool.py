@@ -113,6 +113,9 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             Whether it ran any job in this call.
         """
         self.performed = 0
+        # A worker may work again once a call has ended (a burst, then another), as RQ's do.
+        self.stopping.clear()
+        self.emptied.clear()
         self.bootstrap(logging_level, date_format, log_format)
         self._handle_stop_signals()
         self._watch_for_blocking_handlers()
