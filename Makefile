@@ -49,7 +49,7 @@ test-rq-next:  ## the worker tests on RQ's newest release (its own .venv-rq-next
 
 # RQ's own test suite (from the pinned release's source, downloaded once into .flowhook/rq-suite/),
 # run with RQ's workers and with the pool class in their place: see docs/rq-suite.md.
-rq-suite: $(VENV)/.installed  ## RQ's own tests with RQ's workers, then with the pool class (downloads its source; about 10 min)
+rq-suite: $(VENV)/.installed  ## RQ's own tests with RQ's workers, then with the pool class (downloads its source; about 5 min)
 	$(BIN)/python -m flowhook.dev.rq_suite
 
 bench: $(VENV)/.installed  ## the benchmarks (minutes; installs wrk as root); results in docs/benchmarks.md

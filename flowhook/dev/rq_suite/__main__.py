@@ -95,7 +95,7 @@ def run_suite(workers: str, suite: Path, timeout: float, pytest_args: list[str])
     Returns:
         Each test's outcome by its id: ``passed``, ``failed`` or ``skipped``.
     """
-    results = CACHE / f"results-{workers}.json"
+    results = CACHE / f"results-{workers}.jsonl"
     log = CACHE / f"pytest-{workers}.log"
     results.unlink(missing_ok=True)
     with EmbeddedRedis(CACHE / f"redis-{workers}", appendonly=False) as redis:
