@@ -16,7 +16,7 @@ COMPOSE_CHECK_PROJECT ?= flowhook-check
 # `make` alone lists the targets; it starts nothing.
 .DEFAULT_GOAL := help
 
-.PHONY: help run test test-fast test-rq-next install lint bench bench-smoke soak failover compose-check monitor-check prometheus chromium wrk clean
+.PHONY: help run test test-fast test-rq-next rq-suite install lint bench bench-smoke soak failover compose-check monitor-check prometheus chromium wrk clean
 
 help:  ## list the targets with what each does (the default: `make` alone)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -46,6 +46,11 @@ test-rq-next:  ## the worker tests on RQ's newest release (its own .venv-rq-next
 	$(RQ_NEXT_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade rq
 	@$(RQ_NEXT_VENV)/bin/python -c "import rq; print('make test-rq-next: RQ', rq.__version__, '(pinned:', open('requirements.txt').read().split('rq==')[1].split()[0] + ')')"
 	$(RQ_NEXT_VENV)/bin/pytest -p no:cacheprovider -q $(RQ_WORKER_TESTS)
+
+# RQ's own test suite (from the pinned release's source, downloaded once into .flowhook/rq-suite/),
+# run with RQ's workers and with the pool class in their place: see docs/rq-suite.md.
+rq-suite: $(VENV)/.installed  ## RQ's own tests with RQ's workers, then with the pool class (downloads its source; about 5 min)
+	$(BIN)/python -m flowhook.dev.rq_suite
 
 bench: $(VENV)/.installed  ## the benchmarks (minutes; installs wrk as root); results in docs/benchmarks.md
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk

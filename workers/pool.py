@@ -87,6 +87,8 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         self.stopping = Event()
         self.suspended = False
         self.performed = 0
+        self.taken = 0
+        self.last_busy = 0.0  # when a job last started or ended (time.monotonic)
         self._first_signal_at = 0.0
         self._blocking_named: set[str] = set()
 
@@ -105,39 +107,52 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
 
         RQ's own ``work`` takes one job, runs it, and takes the next; this one keeps RQ's start
         (``bootstrap``: registration, the command channel) and end (``teardown``), and replaces the
-        loop between them. ``max_jobs``, ``max_idle_time`` and ``dequeue_strategy`` do not apply:
-        each queue has its own slots. ``with_scheduler`` does not either: ``python -m workers``
-        runs RQ's scheduler in a process of its own (workers/scheduler.py).
+        loop between them. As in RQ, it stops taking jobs after ``max_jobs`` and stops once idle
+        for ``max_idle_time`` seconds (checked each second), letting running jobs finish.
+        ``dequeue_strategy`` does not apply: each queue has its own slots. ``with_scheduler`` does
+        not either: ``python -m workers`` runs RQ's scheduler in a process of its own
+        (workers/scheduler.py).
 
         Returns:
             Whether it ran any job in this call.
         """
         self.performed = 0
+        self.taken = 0
+        self.last_busy = time.monotonic()
+        # A worker may work again once a call has ended (a burst, then another), as RQ's do.
+        self.stopping.clear()
+        self.emptied.clear()
         self.bootstrap(logging_level, date_format, log_format)
-        self._handle_stop_signals()
+        stop_signals = self._handle_stop_signals()
         self._watch_for_blocking_handlers()
         self.beats = Heartbeat(self, self.beat_connection, self.heartbeat_ttl)
         self._check_suspension(burst)  # before the first job: `rq suspend` holds from the start
-        feeders = [gevent.spawn(self._feed, queue, burst) for queue in self.queues]
+        feeders = [gevent.spawn(self._feed, queue, burst, max_jobs) for queue in self.queues]
         try:
-            self._keep_house(burst)
+            self._keep_house(burst, max_idle_time)
             for feeder in feeders:
                 feeder.join()
             if self.running:
                 log.info("Worker %s: waiting for %d running jobs", self.name, len(self.running))
             self.jobs.join()
         finally:
+            for handler in stop_signals:
+                handler.cancel()  # a later work() (or another worker in the process) installs its own
             self.teardown()  # type: ignore[no-untyped-call]  # RQ's is unannotated
         return self.performed > 0
 
-    def _handle_stop_signals(self) -> None:
+    def _handle_stop_signals(self) -> list[Any]:
         """SIGTERM or SIGINT: stop taking jobs and let the running ones finish; again: interrupt them.
 
         gevent's handlers, not ``signal.signal`` as RQ's: they run in a greenlet of their own, never
         inside whichever job's greenlet the signal happened to arrive in.
+
+        Returns:
+            The handlers, for ``work`` to cancel as it ends.
         """
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, self._on_stop_signal, signum)
+        return [
+            gevent.signal_handler(signum, self._on_stop_signal, signum) for signum in (signal.SIGTERM, signal.SIGINT)
+        ]
 
     def _on_stop_signal(self, signum: int) -> None:
         if not self.stopping.is_set():
@@ -153,10 +168,14 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             interrupted = interrupt_running_jobs()
             log.warning("Worker %s: cold shut down: %d running jobs interrupted", self.name, interrupted)
 
-    def _keep_house(self, burst: bool) -> None:
-        """The worker's chores until it is told to stop (or, in burst mode, the burst is over)."""
+    def _keep_house(self, burst: bool, max_idle_time: int | None) -> None:
+        """The worker's chores until it is told to stop (or the burst is over, or it idled too long)."""
         while not self.stopping.is_set():
             if burst and self._burst_is_over():
+                self.stopping.set()
+                return
+            if max_idle_time is not None and not self.running and time.monotonic() - self.last_busy >= max_idle_time:
+                log.info("Worker %s: idle for %d s: stopping", self.name, max_idle_time)
                 self.stopping.set()
                 return
             self.heartbeat()
@@ -200,7 +219,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             except RedisError as error:
                 self.outage.lost(error)
 
-    def _feed(self, queue: Queue, burst: bool) -> None:
+    def _feed(self, queue: Queue, burst: bool, max_jobs: int | None) -> None:
         """Take ``queue``'s jobs one free slot at a time, each into a greenlet of its own."""
         slots = self.slots[queue.name]
         while not self.stopping.is_set():
@@ -224,10 +243,16 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             greenlet = self.jobs.spawn(self._run, job, queue)
             self.running[greenlet] = job
             greenlet.link(lambda done: self._finished(done, slots))
+            self.taken += 1
+            self.last_busy = time.monotonic()
+            if max_jobs is not None and self.taken >= max_jobs:
+                log.info("Worker %s: took %d jobs, its max_jobs: finishing them and stopping", self.name, self.taken)
+                self.stopping.set()
 
     def _finished(self, greenlet: gevent.Greenlet, slots: BoundedSemaphore) -> None:
         job = self.running.pop(greenlet)
         self._blocking_named.discard(job.id)
+        self.last_busy = time.monotonic()
         slots.release()
         self.emptied.clear()  # the job may have queued work anywhere: a burst looks everywhere again
 
