@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -31,7 +32,6 @@ from rq.utils import now
 from rq.worker.base import BaseWorker
 
 from flowhook import defaults
-from flowhook.contract import STOPPED
 from flowhook.exceptions import HandlerError, JobEnded, RetryableError
 from flowhook.outage import Outage
 
@@ -55,6 +55,8 @@ class FlowhookWorker(BaseWorker):
     def __init__(self, *args: Any, heartbeat_ttl: int = defaults.HEARTBEAT_TTL, **kwargs: Any) -> None:
         self.heartbeat_ttl = heartbeat_ttl
         self.outage = Outage(log)
+        # Jobs an operator stopped that are still ending: RQ records them as stopped, not failed.
+        self.stopped_jobs: set[str] = set()
         # RQ's fork worker beats for its work horse at this interval; Flowhook's Heartbeat too.
         kwargs["job_monitoring_interval"] = max(1, heartbeat_ttl // 4)
         super().__init__(*args, **kwargs)
@@ -66,13 +68,13 @@ class FlowhookWorker(BaseWorker):
 
     @property
     def connection_timeout(self) -> int:
-        """0: RQ keeps the read timeout of the connection it is given.
+        """The shortest read timeout RQ lets the worker's connection keep: its wait for a job and a reply.
 
-        RQ lengthens a shorter one to outlast its wait for a job; the connections Flowhook opens
-        carry their own (flowhook/connection.py): short for every command, so that a Redis that
-        hangs is noticed in a second, and longer by just the wait on the client that waits.
+        RQ lengthens a shorter one (and sets one where there is none) to outlast its wait for a job,
+        15 s by default; a one-at-a-time worker waits ``DEQUEUE_BLOCK`` (1 s) at a time, so that a
+        Redis that hangs is noticed in seconds (flowhook/connection.py opens it so).
         """
-        return 0
+        return math.ceil(defaults.DEQUEUE_BLOCK + defaults.REDIS_TIMEOUT)
 
     def bootstrap(
         self,
@@ -212,7 +214,8 @@ class FlowhookWorker(BaseWorker):
         """
         with contextlib.suppress(RedisError):  # past the hold, RQ's own try is all there is
             self.hold(self.connection.ping)
-        if job.meta.get("error") == STOPPED:
+        if job.id in self.stopped_jobs:
+            self.stopped_jobs.discard(job.id)
             # Read by RQ's handle_job_failure below, with no switch to another job in between.
             self._stopped_job_id = job.id
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)

@@ -63,6 +63,7 @@ class Heartbeat:
         self.beats: dict[str, Beat] = {}
         # The original functions: under gevent, time.sleep and Thread would make a greenlet of it.
         self._sleep = monkey.get_original("time", "sleep")
+        self.stopped = False
         monkey.get_original("_thread", "start_new_thread")(self._run, ())
 
     @contextlib.contextmanager
@@ -75,8 +76,12 @@ class Heartbeat:
         finally:
             self.beats.pop(execution.id, None)
 
+    def stop(self) -> None:
+        """End the thread after its current beat (a worker's work() is over)."""
+        self.stopped = True
+
     def _run(self) -> None:
-        while True:
+        while not self.stopped:
             self._sleep(self.interval)
             try:
                 beat_any = self.beat()

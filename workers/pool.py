@@ -138,6 +138,8 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         finally:
             for handler in stop_signals:
                 handler.cancel()  # a later work() (or another worker in the process) installs its own
+            gevent.killall(feeders)  # gone already, unless work() is ending on an exception
+            self.beats.stop()
             self.teardown()  # type: ignore[no-untyped-call]  # RQ's is unannotated
         return self.performed > 0
 
@@ -324,7 +326,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             super().handle_payload(message)  # type: ignore[no-untyped-call]  # RQ's is unannotated
             return
         job_id = str(payload.get("job_id", ""))
-        if stop_job(job_id):
+        if self._stop(job_id):
             log.info("Worker %s: job %s stopped on request", self.name, job_id)
         else:
             log.warning("Worker %s: not running job %s: stop command ignored", self.name, job_id)
@@ -332,8 +334,15 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
     def request_stop_execution(self, execution_id: str) -> None:
         """RQ's stop-execution command: end the job of that execution, if it runs here."""
         execution = self.executions.get(execution_id)
-        if execution is None or not stop_job(execution.job_id):
+        if execution is None or not self._stop(execution.job_id):
             log.warning("Worker %s: not running execution %s: stop command ignored", self.name, execution_id)
+
+    def _stop(self, job_id: str) -> bool:
+        """End a running job at an operator's request, to be recorded as stopped; whether it ran here."""
+        if not stop_job(job_id):
+            return False
+        self.stopped_jobs.add(job_id)
+        return True
 
     def _watch_for_blocking_handlers(self) -> None:
         """Name, once per job, a handler that holds the event loop: every other job waits meanwhile."""

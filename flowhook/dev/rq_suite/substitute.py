@@ -50,12 +50,6 @@ class SuitePoolWorker(PoolWorker):
     ``python -m workers`` gives them; every queue has ``SLOTS_PER_QUEUE`` slots.
     """
 
-    # RQ's own, not Flowhook's 0 (workers/base.py): given a connection without a read timeout, as
-    # RQ's tests make them, RQ sets the timeout to this, and 0 makes the connection non-blocking
-    # (every read fails at once). A difference reported to be mended in workers/base.py; until
-    # then the suite measures the rest of the pool with RQ's value.
-    connection_timeout = BaseWorker.connection_timeout
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # RQ passes its own arguments by position too (``find_by_key``: the name); the pool takes
         # all but the queues by name.
