@@ -255,11 +255,15 @@ def test_env_saved_while_calls_arrive_is_read_by_web_and_workers_refusing_none(t
             flows.until(lambda answer: answer.get("greeting") == "bonjour")
         assert flows.failures == []
         assert {answer["greet_status"] for answer in flows.ended} == {"done"}
-        # The web read it too: a call without the token is now refused.
-        unauthorized = requests.post(
-            f"{service.url}/webservice/greet", json={"process_instance_id": "e2e-2", "variables": {}}, timeout=20
-        )
-        assert unauthorized.status_code == 401
+        # The web read it too, once its new processes serve (the old ones finish their calls meanwhile):
+        # a call without the token is now refused.
+        def refused() -> bool:
+            answer = requests.post(
+                f"{service.url}/webservice/greet", json={"process_instance_id": "e2e-2", "variables": {}}, timeout=20
+            )
+            return answer.status_code == 401
+
+        wait_until(refused, 20, "the web processes did not read .env's token", interval=0.2)
 
 
 def call_when_up(service: Service, handler: str, variables: dict[str, str], timeout: float = 20) -> dict[str, str]:
