@@ -48,8 +48,9 @@ SAMPLE_EVERY = 10.0
 # RQ's set of queue names: one key per deployment, written at the first enqueue, kept for good.
 RQ_PERMANENT = {"rq:queues"}
 # Keys of the deployment or of a live process, not of a call: each queue's job figures
-# (flowhook/keys.py, 7 days, renewed by every job) and the record a running scheduler renews at each heartbeat.
-LIVE_PREFIXES = (keys.job_figures(""), "rq:scheduler:")
+# (flowhook/keys.py, 7 days, renewed by every job), the record and the queues' locks a running
+# scheduler renews at each heartbeat (61 s), and RQ 3's lock on its group registries' clean-up (1 s).
+LIVE_PREFIXES = (keys.job_figures(""), "rq:scheduler:", "rq:scheduler-lock:", "rq:clean_groups")
 
 
 @dataclass

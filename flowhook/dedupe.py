@@ -7,15 +7,12 @@ The web process writes the entry in the transaction that enqueues the job
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from redis import Redis
 from redis.client import Pipeline
-from redis.commands.core import Script
 from rq import Queue
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
@@ -41,12 +38,6 @@ return 0
 """
 
 
-@functools.cache
-def _release_script(connection: Redis) -> Script:
-    """The release script, registered once per connection: later calls send its hash, not its text."""
-    return connection.register_script(_RELEASE)
-
-
 def release(job: Job, pipe: Pipeline) -> None:
     """Forget a job's dedupe entry once its outcome is final, so an identical call starts anew.
 
@@ -55,5 +46,5 @@ def release(job: Job, pipe: Pipeline) -> None:
     dedupe_key = job.meta.get("dedupe")
     if dedupe_key:
         intermediate = IntermediateQueue(f"{Queue.redis_queue_namespace_prefix}{job.origin}", job.connection)
-        keys = [dedupe_key, intermediate.get_first_seen_key(job.id)]
-        _release_script(job.connection)(keys=keys, args=[job.id], client=pipe)
+        # EVAL, not the registered script: in a pipeline redis-py asks SCRIPT EXISTS first, a round trip.
+        pipe.eval(_RELEASE, 2, dedupe_key, intermediate.get_first_seen_key(job.id), job.id)

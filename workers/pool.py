@@ -139,6 +139,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             for handler in stop_signals:
                 handler.cancel()  # a later work() (or another worker in the process) installs its own
             gevent.killall(feeders)  # gone already, unless work() is ending on an exception
+            gevent.events.subscribers.remove(self._name_blocking_handler)
             self.beats.stop()
             self.teardown()  # type: ignore[no-untyped-call]  # RQ's is unannotated
         return self.performed > 0
@@ -278,6 +279,12 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             self.outage.lost(error)
             self.stopping.wait(1.0)
             return None
+        except Exception:
+            # A job RQ cannot read (a corrupt record): the queue must go on being served. RQ's
+            # maintenance finds the job in the intermediate queue.
+            log.exception("Worker %s: %s: a job could not be taken", self.name, queue.name)
+            self.stopping.wait(1.0)
+            return None
         if found is None:
             return None
         job: Job = found[0]
@@ -305,6 +312,9 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             self.performed += 1
         except RedisError as error:
             log.error("job %s: Redis stayed away; its outcome is lost and it will be reaped: %s", job.id, error)
+            # RQ forgets an execution as it writes the outcome, which did not happen.
+            for execution_id in [key for key, kept in self.executions.items() if kept.job_id == job.id]:
+                del self.executions[execution_id]
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """RQ's, always taking the job off the intermediate queue.

@@ -7,7 +7,8 @@ beside itself instead (``--with-scheduler`` is not used), and it ends with its w
 
 It runs RQ's scheduler through RQ's public methods: it takes the queues' scheduler locks when they
 are free (every worker has a scheduler process; one holds the locks, the others stand by and take
-over within ``defaults.MAINTENANCE_INTERVAL`` seconds when it is gone), moves due jobs (retries
+over within ``defaults.MAINTENANCE_INTERVAL`` seconds once the holder released them as it stopped,
+or once they expired, a minute after a killed holder's last heartbeat), moves due jobs (retries
 with a pause) to their queues every second, and rides out Redis outages.
 """
 
@@ -19,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 
 from redis import Redis
@@ -48,18 +48,19 @@ class Scheduler:
     def __init__(self, queues: list[str], connection: Redis) -> None:
         self.rq = RQScheduler(queues, connection=connection, serializer=JSONSerializer, logging_level=logging.WARNING)
         self.queues = set(queues)
-        self.stopping = threading.Event()
+        # A plain flag: set from a signal handler, which must not take a lock the loop may hold.
+        self.stopping = False
         self._locks_tried_at = -float("inf")
 
     def run(self) -> None:
         """Schedule until :meth:`stop`, then release the locks."""
-        while not self.stopping.is_set():
+        while not self.stopping:
             try:
                 self.tick()
             except RedisError as error:
                 # Its worker logs the outage, once; the scheduler tries again at its next tick.
                 log.debug("scheduler: Redis unavailable: %s", error)
-            self.stopping.wait(self.rq.interval)
+            time.sleep(self.rq.interval)
         try:
             self.rq.release_locks()
             self.rq.register_death()
@@ -87,7 +88,7 @@ class Scheduler:
 
     def stop(self) -> None:
         """End :meth:`run` at its next tick."""
-        self.stopping.set()
+        self.stopping = True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, cast
 
-from rq.timeouts import BaseDeathPenalty, UnixSignalDeathPenalty
+from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
 
 from flowhook import defaults
 from flowhook.exceptions import JobEnded, JobInterrupted, JobStopped, JobTimedOut
@@ -41,51 +41,76 @@ class GeventDeathPenalty(BaseDeathPenalty):
     """A job timeout for the greenlet that runs the job, as RQ uses its death penalties.
 
     RQ asks for its own ``JobTimeoutException``, an ``Exception``; this raises
-    :class:`~flowhook.exceptions.JobTimedOut` instead. It also knows which greenlet runs which job
-    while handler code runs, for an operator's stop and the worker's cold stop (and for no other
-    greenlet, which may be writing an outcome to Redis).
+    :class:`~flowhook.exceptions.JobTimedOut` instead. It is armed only while the handler's code
+    runs: :func:`run_handler_code` disarms it the moment the handler is done, so that no ending
+    reaches the job's greenlet while it writes the job's outcome and ends. Armed penalties are
+    known by job id (for an operator's stop and the worker's cold stop) and by greenlet.
     """
 
-    running: ClassVar[dict[str, Any]] = {}  # job id -> its greenlet, while its handler runs
+    running: ClassVar[dict[str, GeventDeathPenalty]] = {}  # by job id, while armed
+    by_greenlet: ClassVar[dict[Any, GeventDeathPenalty]] = {}
 
     def __init__(self, timeout: int, exception: type[Exception] | None = None, **kwargs: Any) -> None:
         super().__init__(timeout, exception, **kwargs)  # type: ignore[no-untyped-call]  # RQ's is unannotated
         self._job_id: str = kwargs.get("job_id") or ""
         self._deadline: Any = None
+        self.greenlet: Any = None
 
     def setup_death_penalty(self) -> None:
         """Start this greenlet's timeout (none for a job whose timeout is -1, as in RQ)."""
         import gevent  # noqa: PLC0415 - only in a pool worker, which gevent patched first
 
-        GeventDeathPenalty.running[self._job_id] = gevent.getcurrent()
+        self.greenlet = gevent.getcurrent()
+        GeventDeathPenalty.running[self._job_id] = GeventDeathPenalty.by_greenlet[self.greenlet] = self
         if self._timeout > 0:
             self._deadline = gevent.Timeout(self._timeout, _timed_out(self._timeout))
             self._deadline.start()
 
     def cancel_death_penalty(self) -> None:
-        """Stop the timeout: the job is over."""
-        GeventDeathPenalty.running.pop(self._job_id, None)
+        """Stop the timeout: the handler is done (again when RQ leaves the penalty: it does nothing then)."""
+        if GeventDeathPenalty.running.get(self._job_id) is self:
+            del GeventDeathPenalty.running[self._job_id]
+        GeventDeathPenalty.by_greenlet.pop(self.greenlet, None)
         if self._deadline is not None:
             self._deadline.close()
             self._deadline = None
 
+    @property
+    def armed(self) -> bool:
+        """Whether the handler's code still runs under this penalty."""
+        return GeventDeathPenalty.running.get(self._job_id) is self
+
 
 class SignalDeathPenalty(UnixSignalDeathPenalty):
-    """RQ's ``SIGALRM`` timeout for the one-at-a-time classes, raising :class:`JobTimedOut`."""
+    """RQ's ``SIGALRM`` timeout for the one-at-a-time classes, raising :class:`JobTimedOut` for a job.
+
+    RQ's fork worker times its own wait for the work horse with the same class and another
+    exception, which it catches: that one is raised as RQ asks.
+    """
 
     def handle_death_penalty(self, signum: int, frame: object) -> None:
+        if self._exception is not JobTimeoutException:
+            super().handle_death_penalty(signum, frame)  # type: ignore[no-untyped-call]  # RQ's is unannotated
         raise _timed_out(self._timeout)
 
 
 def end_job(job_id: str, ending: JobEnded) -> bool:
     """Raise ``ending`` in the greenlet running ``job_id``'s handler; whether one was.
 
-    Only a job whose handler is running is ended: one that is writing its outcome finishes it.
+    gevent delivers it at the loop's next turn: it is raised then only if the handler still runs,
+    so that a job that has just finished writes its outcome undisturbed.
     """
-    greenlet = GeventDeathPenalty.running.get(job_id)
-    if greenlet is None:
+    import gevent  # noqa: PLC0415 - only in a pool worker, which gevent patched first
+
+    penalty = GeventDeathPenalty.running.get(job_id)
+    if penalty is None:
         return False
-    greenlet.kill(ending, block=False)
+
+    def deliver() -> None:
+        if penalty.armed:
+            penalty.greenlet.throw(ending)
+
+    gevent.get_hub().loop.run_callback(deliver)
     return True
 
 
@@ -130,6 +155,7 @@ def run_handler_code(function: Callable[..., Result], *args: Any) -> Result:
     try:
         value, error = handler.get()
     except JobEnded as ending:
+        _disarm()  # no second ending while this one is passed on
         handler.kill(ending, block=True, timeout=defaults.JOB_END_GRACE)
         if not handler.dead:
             log.error(
@@ -140,6 +166,16 @@ def run_handler_code(function: Callable[..., Result], *args: Any) -> Result:
                 defaults.JOB_END_GRACE,
             )
         raise
+    _disarm()  # the handler is done: what follows writes the outcome, which nothing may interrupt
     if error is not None:
         raise error
     return cast(Result, value)  # None only with an error
+
+
+def _disarm() -> None:
+    """End the death penalty of the job this greenlet runs, if it has one."""
+    import gevent  # noqa: PLC0415 - only in a pool worker, which gevent patched first
+
+    penalty = GeventDeathPenalty.by_greenlet.get(gevent.getcurrent())
+    if penalty is not None:
+        penalty.cancel_death_penalty()
