@@ -141,6 +141,18 @@ def test_a_fork_workers_job_over_its_timeout_fails_with_the_reason(start_workers
     assert answer["overrun_error"] == "the work took longer than its 1 s limit"
 
 
+def test_a_fork_worker_waits_out_a_job_longer_than_its_monitoring_interval(
+    start_workers: StartWorkers, redis_url: str
+) -> None:
+    """RQ times the fork worker's wait for its work horse with the death penalty class too (every
+    quarter of the heartbeat TTL, here 1 s): that wait must not end as the job's timeout."""
+    pool = start_workers(1, FLOWHOOK_WORKER_CLASS="fork", **SHORT_HEARTBEAT)
+    call = flow(redis_url, pool)
+    for _ in range(2):  # the worker is still there for the next job
+        answer = poll_until_over(call, "sleepy", {"seconds": "1.6"})
+        assert (answer["sleepy_status"], answer["slept"]) == ("done", "1.6")
+
+
 def test_with_no_poll_a_live_worker_reaps_a_dead_workers_job(
     start_workers: StartWorkers, redis_url: str, redis: Redis
 ) -> None:
