@@ -255,6 +255,7 @@ def test_env_saved_while_calls_arrive_is_read_by_web_and_workers_refusing_none(t
             flows.until(lambda answer: answer.get("greeting") == "bonjour")
         assert flows.failures == []
         assert {answer["greet_status"] for answer in flows.ended} == {"done"}
+
         # The web read it too, once its new processes serve (the old ones finish their calls meanwhile):
         # a call without the token is now refused.
         def refused() -> bool:
