@@ -1,8 +1,8 @@
 """How the workers' jobs ended and how long they ran, kept in Redis for the web's ``/metrics``.
 
 Workers keep no metrics endpoint of their own: each job's end adds to one Redis hash per
-deployment (sent with the release of the job's dedupe entry, in the job's one round trip at its
-end: workers/job.py), and every web process exports the hash. So ``docker compose up --scale
+deployment (sent with the release of the job's dedupe entry: workers/job.py; a pool worker sends
+its jobs' ends together, each second), and every web process exports the hash. So ``docker compose up --scale
 worker=N`` needs no service discovery, and a worker that dies takes none of the counts with it.
 The hash lives ``FIGURES_TTL`` after the last job ended; should it expire, Prometheus sees a
 counter reset, which ``rate()`` handles.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -58,19 +59,46 @@ def _counting() -> bool:
     return Settings.from_env().metrics
 
 
+@dataclass
+class Tally:
+    """Job ends counted in memory, then added to the hash in one write (a pool worker's, each second)."""
+
+    fields: Counter[str] = field(default_factory=Counter)
+    run_sums: dict[str, float] = field(default_factory=dict)  # seconds, by handler
+
+    def add(self, handler: str, ended: str, seconds: float | None) -> None:
+        """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown)."""
+        self.fields[f"ended:{handler}:{ended}"] += 1
+        if seconds is not None:
+            self.fields[f"run:{handler}:{_bucket(seconds)}"] += 1
+            self.run_sums[handler] = self.run_sums.get(handler, 0.0) + seconds
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts to this one's (a write that failed, to be tried again)."""
+        self.fields.update(other.fields)
+        for handler, seconds in other.run_sums.items():
+            self.run_sums[handler] = self.run_sums.get(handler, 0.0) + seconds
+
+    def write(self, pipe: Pipeline, queue_name: str) -> None:
+        """Add the counts to the deployment's hash; the commands go into ``pipe``, which the caller sends."""
+        if not _counting() or not self.fields:
+            return
+        key = keys.job_figures(queue_name)
+        for name, count in self.fields.items():
+            pipe.hincrby(key, name, count)
+        for handler, seconds in self.run_sums.items():
+            pipe.hincrbyfloat(key, f"run_sum:{handler}", seconds)
+        pipe.expire(key, FIGURES_TTL)
+
+
 def record_end(pipe: Pipeline, queue_name: str, handler: str, ended: str, seconds: float | None) -> None:
     """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown).
 
-    The commands go into ``pipe``, which the caller sends with its own (workers/job.py).
+    The commands go into ``pipe``, which the caller sends with its own.
     """
-    if not _counting():
-        return
-    key = keys.job_figures(queue_name)
-    pipe.hincrby(key, f"ended:{handler}:{ended}", 1)
-    if seconds is not None:
-        pipe.hincrby(key, f"run:{handler}:{_bucket(seconds)}", 1)
-        pipe.hincrbyfloat(key, f"run_sum:{handler}", seconds)
-    pipe.expire(key, FIGURES_TTL)
+    tally = Tally()
+    tally.add(handler, ended, seconds)
+    tally.write(pipe, queue_name)
 
 
 # Mark the job counted and return its handler's name (its description, JobStore._create), only the

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from redis import Redis
-from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -22,7 +21,7 @@ from flowhook import defaults, jobfigures, keys, logs, metrics
 from flowhook.call import payload_of
 from flowhook.connection import HandlerQueue, handler_queue
 from flowhook.contract import DONE, FAILED, INTERRUPTED, PENDING, UNKNOWN_JOB, Envelope, Outcome
-from flowhook.dedupe import fingerprint_of
+from flowhook.dedupe import UNRESOLVED, enqueue_once, fingerprint_of
 from flowhook.registry import Handler
 from flowhook.settings import Settings
 
@@ -30,8 +29,6 @@ from flowhook.settings import Settings
 JOB_FUNCTION = "workers.job.run_handler"
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: no trailing newline slips through
-# Job statuses (as stored in Redis) of work that may still produce a result.
-UNRESOLVED = {s.value for s in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)}
 # Failure records RQ writes itself when a job's process is gone, not when the job raised.
 _PROCESS_GONE = (
     "AbandonedJobError",
@@ -79,8 +76,8 @@ class JobStore:
     def start(self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str | None = None) -> str:
         """Enqueue the call's job, or return the job of an identical call still unresolved.
 
-        The dedupe entry and the job are written in one transaction, so an entry never points
-        to a job that was not enqueued.
+        The dedupe entry and the job are written in one step (flowhook/dedupe.py), so an entry
+        never points to a job that was not enqueued, and two identical calls never start two jobs.
 
         Args:
             handler: The handler to run.
@@ -89,23 +86,11 @@ class JobStore:
             job_id: The id to give the job (an inline attempt's idempotency key); new if None.
         """
         dedupe_key = keys.dedupe(fingerprint_of(handler, envelope.process_instance_id, inputs))
-        with self.connection.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(dedupe_key)
-                    running = cast(bytes | None, pipe.get(dedupe_key))
-                    if running is not None and self._unresolved(running.decode()):
-                        pipe.unwatch()
-                        metrics.note_attached()  # flowhook/metrics.py: the call's path is "attach"
-                        return running.decode()
-                    job = self._create(handler, envelope, inputs, job_id or new_job_id(), dedupe_key)
-                    pipe.multi()
-                    pipe.set(dedupe_key, job.id, ex=self._lifetime(handler))
-                    self.queue(handler.name).enqueue_job(job, pipeline=pipe)
-                    pipe.execute()
-                    return job.id
-                except WatchError:
-                    continue  # an identical call got there first: attach to its job
+        job = self._create(handler, envelope, inputs, job_id or new_job_id(), dedupe_key)
+        running = enqueue_once(job, self.queue(handler.name), dedupe_key, self._lifetime(handler))
+        if running != job.id:
+            metrics.note_attached()  # flowhook/metrics.py: the call's path is "attach"
+        return running
 
     def _create(
         self, handler: Handler, envelope: Envelope, inputs: Mapping[str, Any], job_id: str, dedupe_key: str
@@ -138,10 +123,6 @@ class JobStore:
             Retry.get_interval(n, list(handler.settings.retry_intervals)) for n in range(handler.settings.retries)
         )
         return self.queue_ttl + attempts * handler.settings.job_timeout + pauses
-
-    def _unresolved(self, job_id: str) -> bool:
-        status = cast(bytes | None, self.connection.hget(Job.key_for(job_id), "status"))
-        return status is not None and status.decode() in UNRESOLVED
 
     def find(self, handler: Handler, process_instance_id: str, job_id: str) -> Job | None:
         """The job ``job_id`` names, if it still exists and belongs to this handler and conversation."""

@@ -1,10 +1,11 @@
-"""Everything Flowhook's workers take from RQ beyond its documented use, in one place.
+"""Everything Flowhook takes from RQ beyond its documented use, in one place.
 
 ``RQ_SURFACE`` lists every method or attribute of RQ's classes that a class in ``workers/``
 overrides, and every private name it uses, with the reason. The tests below fail when a worker
 class overrides something not listed here, when RQ renames or reorders a parameter Flowhook passes
-(which would make it pass the wrong values silently), or when RQ stops doing what an override
-relies on. What RQ does with them is pinned by the behaviour tests (tests/test_concurrency.py,
+(which would make it pass the wrong values silently), when RQ stops doing what an override
+relies on, or when RQ's enqueue writes what Flowhook's one-step enqueue (flowhook/dedupe.py) does
+not. What RQ does with them is pinned by the behaviour tests (tests/test_concurrency.py,
 tests/test_worker_path.py, tests/test_worker_faults.py). ``make test-rq-next`` runs these and the
 worker tests on RQ's newest release.
 """
@@ -16,16 +17,20 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis import Redis
 from rq import SimpleWorker as RQSimpleWorker
 from rq import Worker as RQForkWorker
 from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
 from rq.timeouts import BaseDeathPenalty, UnixSignalDeathPenalty
 from rq.worker.base import BaseWorker
 
 from flowhook.connection import HandlerQueue, UnstartedJobsRequeued
+from flowhook.dedupe import enqueue_once
 from workers.base import FlowhookWorker
 from workers.classes import ForkWorker, SimpleWorker
 from workers.pool import PoolWorker
@@ -208,3 +213,47 @@ def test_rq_cleans_a_queues_intermediate_queue_through_the_queues_property() -> 
 def test_rq_lengthens_a_connections_timeout_only_below_connection_timeout() -> None:
     """connection_timeout = 0 keeps Flowhook's read timeouts (workers/base.py)."""
     assert "current_socket_timeout < self.connection_timeout" in inspect.getsource(BaseWorker._set_connection)
+
+
+def _stored(redis: Redis, job_id: str) -> dict[str, tuple[object, bool, object]]:
+    """Every key that names the job (its id made generic): its type, whether it expires, a hash's fields."""
+    found: dict[str, tuple[object, bool, object]] = {}
+    for key in redis.scan_iter(f"*{job_id}*"):
+        kind = redis.type(key)
+        fields = sorted(redis.hkeys(key)) if kind == b"hash" else None
+        found[key.decode().replace(job_id, "<id>")] = (kind, redis.ttl(key) > 0, fields)
+    return found
+
+
+def test_rq_enqueues_a_job_as_flowhooks_one_step_enqueue_does(redis: Redis) -> None:
+    """flowhook/dedupe.py writes a job in a script of its own: what RQ's enqueue_job writes, no more, no less."""
+    queue = HandlerQueue("pin.enqueue", connection=redis, serializer=JSONSerializer)
+
+    def new_job() -> Job:
+        return queue.create_job("workers.job.run_handler", args=("echo", {"x": "1"}), ttl=600, result_ttl=60)
+
+    by_rq, by_flowhook = new_job(), new_job()
+    queue.enqueue_job(by_rq)
+    assert enqueue_once(by_flowhook, queue, "flowhook:dedupe:pin-enqueue", 60) == by_flowhook.id
+
+    assert _stored(redis, by_flowhook.id) == _stored(redis, by_rq.id)
+    rq_fields, flowhook_fields = redis.hgetall(by_rq.key), redis.hgetall(by_flowhook.key)
+    for moment in (b"created_at", b"enqueued_at"):  # their own moments
+        assert rq_fields.pop(moment)
+        assert flowhook_fields.pop(moment)
+    assert flowhook_fields == rq_fields
+    assert queue.get_job_ids() == [by_rq.id, by_flowhook.id]
+    assert queue.key.encode() in redis.smembers(Queue.redis_queues_keys)
+    assert Job.fetch(by_flowhook.id, connection=redis, serializer=JSONSerializer).args == ["echo", {"x": "1"}]
+    redis.delete(queue.key, by_rq.key, by_flowhook.key, "flowhook:dedupe:pin-enqueue")
+
+
+def test_a_hand_over_tried_again_after_its_answer_was_lost_enqueues_the_job_once(redis: Redis) -> None:
+    """An outage may lose the answer to a script that ran: trying again finds the job, enqueues nothing."""
+    queue = HandlerQueue("pin.again", connection=redis, serializer=JSONSerializer)
+    job = queue.create_job("workers.job.run_handler", args=("echo", {}), ttl=600)
+    assert enqueue_once(job, queue, "flowhook:dedupe:pin-again", 60) == job.id
+    assert enqueue_once(job, queue, "flowhook:dedupe:pin-again", 60) == job.id
+    assert queue.get_job_ids() == [job.id]
+    assert 0 < redis.ttl("flowhook:dedupe:pin-again") <= 60
+    redis.delete(queue.key, job.key, "flowhook:dedupe:pin-again")

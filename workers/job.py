@@ -2,8 +2,9 @@
 
 What one job does, whichever worker class runs it and however many run beside it: it runs the
 handler, keeps the reason a flow is told when it fails, and at its end releases the call's dedupe
-entry (unless it is tried again) and counts how it ended, in one round trip to Redis; its log
-lines carry the call's trace id.
+entry (unless it is tried again) and counts how it ended, in one round trip to Redis, or with the
+other jobs' ends of the second in a pool worker (:class:`JobEnds`); its log lines carry the call's
+trace id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
@@ -131,19 +133,67 @@ def _save_reason(job: Job, reason: str) -> None:
         log.debug("job %s: its failure reason not saved: %s", job.id, error)
 
 
+class JobEnds:
+    """Jobs' ends held to be written to Redis together: their dedupe entries released, their figures.
+
+    A pool worker ends hundreds of jobs a second; a round trip for each one's end cost about a tenth
+    of its CPU. It writes them together once a second (workers/pool.py), in one round trip. Meanwhile
+    a finished job's dedupe entry is harmless: an identical call finds the job finished and starts
+    anew (flowhook/jobstore.py).
+    """
+
+    def __init__(self) -> None:
+        self.released: list[Job] = []
+        self.tallies: dict[str, jobfigures.Tally] = {}  # by deployment (queue name)
+
+    def add(self, job: Job, handler_name: str, ended: str, seconds: float) -> None:
+        """Hold one job's end: its entry released unless it is tried again, its figures counted."""
+        if ended == jobfigures.DONE or not job.retries_left:
+            self.released.append(job)  # an identical call from now on starts anew
+        queue_name = job.origin.removesuffix(f".{handler_name}")
+        self.tallies.setdefault(queue_name, jobfigures.Tally()).add(handler_name, ended, seconds)
+
+    def write(self, connection: Redis) -> None:
+        """Write the ends held so far, in one round trip; figures that failed to go wait for the next."""
+        released, tallies = self.released, self.tallies
+        if not released and not tallies:
+            return
+        self.released, self.tallies = [], {}
+        try:
+            with connection.pipeline(transaction=False) as pipe:
+                release(released, pipe)
+                for queue_name, tally in tallies.items():
+                    tally.write(pipe, queue_name)
+                pipe.execute()
+        except RedisError as error:
+            # Harmless: a dedupe entry expires (an identical call meanwhile finds its job finished
+            # and starts anew); the counts are kept for the next write. The worker logs the outage.
+            log.debug("%d jobs' dedupe entries left to expire, their ends counted later: %s", len(released), error)
+            for queue_name, tally in tallies.items():
+                self.tallies.setdefault(queue_name, jobfigures.Tally()).merge(tally)
+
+
+# This process's held job ends, once a pool worker holds them (hold_job_ends); None: each job
+# writes its own end as it ends (the simple and fork classes, one job at a time).
+_held: JobEnds | None = None
+
+
+def hold_job_ends() -> JobEnds:
+    """From now on, hold this process's job ends for the caller to write (:meth:`JobEnds.write`)."""
+    global _held  # noqa: PLW0603 - one collector per process, as the worker is
+    if _held is None:
+        _held = JobEnds()
+    return _held
+
+
 def _end(job: Job, handler_name: str, ended: str, seconds: float) -> None:
-    """Release the dedupe entry unless the job is tried again, and count its end: one round trip."""
-    try:
-        with job.connection.pipeline(transaction=False) as pipe:
-            if ended == jobfigures.DONE or not job.retries_left:
-                release(job, pipe)  # an identical call from now on starts anew
-            jobfigures.record_end(pipe, job.origin.removesuffix(f".{handler_name}"), handler_name, ended, seconds)
-            pipe.execute()
-    except RedisError as error:
-        # Harmless: the dedupe entry expires (an identical call meanwhile finds the job finished
-        # and starts anew), and a figure is not worth failing a job over. The worker logs the
-        # outage once; this is one line per job.
-        log.debug("job %s: dedupe entry left to expire, its end not counted: %s", job.id, error)
+    """Release the dedupe entry unless the job is tried again, and count its end: now, or held."""
+    if _held is not None:
+        _held.add(job, handler_name, ended, seconds)
+    else:
+        ends = JobEnds()
+        ends.add(job, handler_name, ended, seconds)
+        ends.write(job.connection)
     log.info(
         "job %s (%s) %s in %.3f s",
         job.id,

@@ -42,10 +42,12 @@ from rq.worker.base import DequeueStrategy, WorkerStatus
 from flowhook import defaults
 from workers.base import FlowhookWorker, log
 from workers.heartbeat import Heartbeat
+from workers.job import hold_job_ends
 from workers.timeouts import GeventDeathPenalty, interrupt_running_jobs, stop_job
 
 # Seconds between the worker's own chores: its heartbeat in Redis (which signs it in again after
-# Redis lost it), the suspension check, the registry maintenance when it is due. A round trip each.
+# Redis lost it), its jobs' ends (workers/job.py), the suspension check, the registry maintenance
+# when it is due. A round trip each.
 HOUSEKEEPING_INTERVAL = 1.0
 # A second signal this soon after the first is the same stop, sent twice (Ctrl-C reaches a
 # process both from the terminal and from the process manager), as RQ's own workers judge it.
@@ -126,6 +128,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         stop_signals = self._handle_stop_signals()
         self._watch_for_blocking_handlers()
         self.beats = Heartbeat(self, self.beat_connection, self.heartbeat_ttl)
+        self.job_ends = hold_job_ends()
         self._check_suspension(burst)  # before the first job: `rq suspend` holds from the start
         feeders = [gevent.spawn(self._feed, queue, burst, max_jobs) for queue in self.queues]
         try:
@@ -135,6 +138,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
             if self.running:
                 log.info("Worker %s: waiting for %d running jobs", self.name, len(self.running))
             self.jobs.join()
+            self.job_ends.write(self.connection)
         finally:
             for handler in stop_signals:
                 handler.cancel()  # a later work() (or another worker in the process) installs its own
@@ -182,6 +186,7 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
                 self.stopping.set()
                 return
             self.heartbeat()
+            self.job_ends.write(self.connection)
             self._check_suspension(burst)
             self._show_state()
             if self.should_run_maintenance_tasks:
@@ -361,6 +366,10 @@ class PoolWorker(FlowhookWorker, RQSimpleWorker):
         gevent.events.subscribers.append(self._name_blocking_handler)
         gevent.config.monitor_thread = True
         gevent.get_hub().start_periodic_monitoring_thread()
+        # Only this hub: every other thread's hub (the heartbeat's, the thread pool's) would start a
+        # monitor of its own when its loop first runs, which would find that thread's native sleep
+        # "blocked" every second and walk every greenlet of the process for its report.
+        gevent.config.monitor_thread = False
 
     def _name_blocking_handler(self, event: object) -> None:
         if not isinstance(event, gevent.events.EventLoopBlocked):
