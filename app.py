@@ -12,8 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flowhook import answers, apidocs, cli, extension, health, http_errors, monitoring, openapi, ratelimit, webservice
 from flowhook.connection import connect
-from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
+from flowhook.envelope_limits import Limits
 from flowhook.exceptions import HandlerModuleError
 from flowhook.extension import Flowhook
 from flowhook.inline import runner_for_this_process

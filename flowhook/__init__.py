@@ -8,6 +8,9 @@ Where things are (the web side; the worker side is the ``workers`` package):
   ``dispatch.py`` (poll, run inline, or start a job and wait within the budget); ``turns.py``:
   whether a pending answer tells the flow to poll again at once or to ask the user.
 - ``contract.py``: the WebService envelope and answer; ``call.py``: what a handler receives.
+- ``envelope_parser.py``: a call's body read into its envelope: ``strict_json.py`` (the JSON), then
+  ``envelope_fast_path.py`` (a valid call, in plain Python) or ``envelope_schema.py`` (the
+  marshmallow schema, which words a refusal); ``envelope_limits.py``: how much a call may carry.
 - ``registry.py``: handler discovery and per-handler ``SETTINGS``; ``inline.py``, ``offload.py``:
   running ``web`` handlers in the web process.
 - ``jobstore.py``: the web side of the queue (start a job once, find it, wait for its result);

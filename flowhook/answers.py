@@ -4,7 +4,7 @@ Flask's JSON provider can be replaced, and orjson serializes an answer in a tent
 of the standard library (about 8 µs less CPU per call, measured in docs/benchmarks.md). Answers are
 compact, in the order the view built them, with a final newline as Flask's own; a NaN is written
 ``null`` (Flask wrote ``NaN``, which is not JSON). Request bodies are
-not parsed here: the WebService call has a stricter parser of its own (flowhook/contract.py).
+not parsed here: the WebService call has a stricter parser of its own (flowhook/strict_json.py).
 """
 
 from __future__ import annotations

@@ -20,12 +20,12 @@ from flowhook.contract import (
     UNAVAILABLE,
     UNKNOWN_JOB,
     Envelope,
-    Limits,
     Outcome,
     describe_errors,
     failure_reason,
     flow_value,
 )
+from flowhook.envelope_limits import Limits
 from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.inline import InlineRunner, OverrunError
 from flowhook.jobstore import JobStore, new_job_id

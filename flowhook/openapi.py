@@ -10,7 +10,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask
 from marshmallow import Schema, fields
 
-from flowhook.contract import DONE, FAILED, INVALID, PENDING, EnvelopeSchema, FlowId
+from flowhook.contract import DONE, FAILED, INVALID, PENDING
+from flowhook.envelope_schema import EnvelopeSchema, FlowId
 from flowhook.extension import current_flowhook
 from flowhook.registry import Registry
 from flowhook.settings import Settings

@@ -17,7 +17,8 @@ from werkzeug.wsgi import get_content_length
 
 from flowhook import metrics
 from flowhook.auth import authorized, presented_token
-from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value, parse_envelope
+from flowhook.contract import FAILED, INVALID, MalformedCallError, answer, flow_value
+from flowhook.envelope_parser import parse_envelope
 from flowhook.extension import current_flowhook
 from flowhook.jobstore import JOB_ID
 from flowhook.logs import JOB_KEY, OUTCOME_KEY, TRACE_KEY

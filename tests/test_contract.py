@@ -17,8 +17,8 @@ from flowhook.contract import (
     answer,
     flow_value,
     flow_variables,
-    parse_envelope,
 )
+from flowhook.envelope_parser import parse_envelope
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowhook.contract import Envelope, MalformedCallError, flow_value, parse_envelope
+from flowhook.contract import Envelope, MalformedCallError, flow_value
+from flowhook.envelope_parser import parse_envelope
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),

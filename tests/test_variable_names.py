@@ -7,7 +7,8 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
-from flowhook.contract import MalformedCallError, flow_variables, parse_envelope
+from flowhook.contract import MalformedCallError, flow_variables
+from flowhook.envelope_parser import parse_envelope
 from tests.conftest import CallFunction
 
 # `$` in a pattern matches before a final newline; a space and a digit of another script are not
