@@ -42,15 +42,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     store = JobStore(connect(settings), settings)
     # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
     inline = runner_for_this_process(size=2 * settings.web_connections)
-    limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
-    dispatcher = Dispatcher(
-        registry, store, inline, limits, outage_limit=settings.outage_limit, turn_limit=settings.turn_limit
-    )
     flowhook = Flowhook(
         settings=settings,
-        dispatcher=dispatcher,
+        registry=registry,
+        store=store,
+        limits=Limits(settings.max_depth, settings.max_variables, settings.max_value_length),
+        dispatcher=Dispatcher(store, inline, outage_limit=settings.outage_limit, turn_limit=settings.turn_limit),
         openapi_document=openapi.build(registry, settings),
-        metrics_registry=monitoring.exposition_registry(dispatcher, settings),
+        metrics_registry=monitoring.exposition_registry(store, registry, settings),
         redis_url_given=bool(environ.get("REDIS_URL")),
     )
     extension.init_app(app, flowhook)
