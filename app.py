@@ -32,8 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     """
     app = Flask(__name__)
     overrides = {key: str(value) for key, value in (test_config or {}).items()}
-    environ = {**os.environ, **overrides}
-    settings = Settings.from_env(environ)
+    settings = Settings.from_env({**os.environ, **overrides})
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -50,7 +49,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
         dispatcher=Dispatcher(store, inline, outage_limit=settings.outage_limit, turn_limit=settings.turn_limit),
         openapi_document=openapi.build(registry, settings),
         metrics_registry=monitoring.exposition_registry(store, registry, settings),
-        redis_url_given=bool(environ.get("REDIS_URL")),
     )
     extension.init_app(app, flowhook)
     answers.init_app(app)

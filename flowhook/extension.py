@@ -33,8 +33,6 @@ class Flowhook:
         dispatcher: Answers calls.
         openapi_document: The OpenAPI document served at ``/openapi.json``, built once.
         metrics_registry: What ``/metrics`` exposes.
-        redis_url_given: Whether ``REDIS_URL`` was set: the developer commands use the default
-            Redis address only when told to (``flowhook.dev.runfile``).
     """
 
     settings: Settings
@@ -44,7 +42,6 @@ class Flowhook:
     dispatcher: Dispatcher
     openapi_document: dict[str, Any]
     metrics_registry: CollectorRegistry
-    redis_url_given: bool
 
 
 def current_flowhook() -> Flowhook:
