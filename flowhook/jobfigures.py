@@ -25,7 +25,6 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from flowhook import keys
-from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +51,12 @@ def _bucket(seconds: float) -> str:
     return "+Inf"
 
 
-@functools.cache
-def _counting() -> bool:
-    """Whether this process counts (FLOWHOOK_METRICS), read once."""
-    return Settings.from_env().metrics
-
-
 def record_end(pipe: Pipeline, queue_name: str, handler: str, ended: str, seconds: float | None) -> None:
     """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown).
 
-    The commands go into ``pipe``, which the caller sends with its own (workers/job.py).
+    The commands go into ``pipe``, which the caller sends with its own (workers/job.py). Whether
+    to count at all (``FLOWHOOK_METRICS``) is the caller's settings' to say.
     """
-    if not _counting():
-        return
     key = keys.job_figures(queue_name)
     pipe.hincrby(key, f"ended:{handler}:{ended}", 1)
     if seconds is not None:

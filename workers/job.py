@@ -137,7 +137,8 @@ def _end(job: Job, handler_name: str, ended: str, seconds: float) -> None:
         with job.connection.pipeline(transaction=False) as pipe:
             if ended == jobfigures.DONE or not job.retries_left:
                 release(job, pipe)  # an identical call from now on starts anew
-            jobfigures.record_end(pipe, job.origin.removesuffix(f".{handler_name}"), handler_name, ended, seconds)
+            if current_settings().metrics:
+                jobfigures.record_end(pipe, job.origin.removesuffix(f".{handler_name}"), handler_name, ended, seconds)
             pipe.execute()
     except RedisError as error:
         # Harmless: the dedupe entry expires (an identical call meanwhile finds the job finished
