@@ -372,7 +372,7 @@ def test_the_web_and_worker_text_lines_of_one_call_carry_its_trace_id(
 
 STARTS = {
     "the web service": [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-    "make run's code check": [sys.executable, "-m", "flowhook.dev.stack", "--check"],
+    "make run's code check": [sys.executable, "-m", "dev.stack", "--check"],
 }
 
 

@@ -30,6 +30,13 @@ def engine_imports() -> dict[str, set[str]]:
     return imports
 
 
+def test_the_engine_imports_nothing_built_on_it() -> None:
+    upward = {
+        (module, name) for module, names in engine_imports().items() for name in names if name.split(".")[0] in ABOVE
+    }
+    assert upward == set()
+
+
 def test_the_engines_modules_import_no_cycle() -> None:
     imports = engine_imports()
     # The package itself aside: `from flowhook import x` runs flowhook/__init__.py, which imports Call.

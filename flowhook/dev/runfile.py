@@ -70,7 +70,7 @@ def _is_make_run(pid: int) -> bool:
     command_line = Path(f"/proc/{pid}/cmdline")
     if command_line.parent.parent.is_dir():  # Linux: the process's command line tells
         try:
-            return b"flowhook.dev.run" in command_line.read_bytes()
+            return b"dev.run" in command_line.read_bytes()  # `make run`: python -m dev.run
         except OSError:
             return False
     try:  # elsewhere, that the process lives
