@@ -22,7 +22,7 @@ help:  ## list the targets with what each does (the default: `make` alone)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z][a-zA-Z_-]*:.*## / { printf "  make %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: $(VENV)/.installed-local  ## Redis (private unless REDIS_URL is set), web and workers, reloaded on edit, until Ctrl-C
-	$(BIN)/python -m flowhook.dev.run --workers $(WORKERS)
+	$(BIN)/python -m dev.run --workers $(WORKERS)
 
 test: $(VENV)/.installed  ## everything CI runs: ruff, ruff format --check, mypy and every test, with the coverage figure (private Redis unless REDIS_URL is set)
 	@command -v chromium >/dev/null || $(MAKE) --no-print-directory chromium
@@ -50,7 +50,7 @@ test-rq-next:  ## the worker tests on RQ's newest release (its own .venv-rq-next
 # RQ's own test suite (from the pinned release's source, downloaded once into .flowhook/rq-suite/),
 # run with RQ's workers and with the pool class in their place: see docs/rq-suite.md.
 rq-suite: $(VENV)/.installed  ## RQ's own tests with RQ's workers, then with the pool class (downloads its source; about 5 min)
-	$(BIN)/python -m flowhook.dev.rq_suite
+	$(BIN)/python -m dev.rq_suite
 
 bench: $(VENV)/.installed  ## the benchmarks (minutes; installs wrk as root); results in docs/benchmarks.md
 	@command -v wrk >/dev/null || $(MAKE) --no-print-directory wrk

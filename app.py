@@ -32,8 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     """
     app = Flask(__name__)
     overrides = {key: str(value) for key, value in (test_config or {}).items()}
-    environ = {**os.environ, **overrides}
-    settings = Settings.from_env(environ)
+    settings = Settings.from_env({**os.environ, **overrides})
     app.config.from_mapping(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -42,16 +41,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, registry: Registry 
     store = JobStore(connect(settings), settings)
     # Without gevent: one thread per concurrent call, and room for overrun attempts that go on.
     inline = runner_for_this_process(size=2 * settings.web_connections)
-    limits = Limits(settings.max_depth, settings.max_variables, settings.max_value_length)
-    dispatcher = Dispatcher(
-        registry, store, inline, limits, outage_limit=settings.outage_limit, turn_limit=settings.turn_limit
-    )
     flowhook = Flowhook(
         settings=settings,
-        dispatcher=dispatcher,
+        registry=registry,
+        store=store,
+        limits=Limits(settings.max_depth, settings.max_variables, settings.max_value_length),
+        dispatcher=Dispatcher(store, inline, outage_limit=settings.outage_limit, turn_limit=settings.turn_limit),
         openapi_document=openapi.build(registry, settings),
-        metrics_registry=monitoring.exposition_registry(dispatcher, settings),
-        redis_url_given=bool(environ.get("REDIS_URL")),
+        metrics_registry=monitoring.exposition_registry(store, registry, settings),
     )
     extension.init_app(app, flowhook)
     answers.init_app(app)

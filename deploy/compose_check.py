@@ -556,8 +556,8 @@ def image_contents(stack: Stack) -> str:
     development = sorted(requirement_names(ROOT / "requirements-dev.txt") - runtime)
     probe = (
         "import importlib.metadata, pathlib, shutil, sys\n"
-        "found = [path for path in ('tests', 'bench', 'docs', 'deploy', 'flowhook/dev', '.venv', '.git', '.env')\n"
-        "         if pathlib.Path(path).exists()]\n"
+        "found = [path for path in ('tests', 'bench', 'docs', 'deploy', 'dev', 'flowhook/dev', '.venv', '.git',\n"
+        "                           '.env') if pathlib.Path(path).exists()]\n"
         "for name in sys.argv[1:]:\n"
         "    try:\n"
         "        importlib.metadata.distribution(name)\n"
@@ -573,7 +573,7 @@ def image_contents(stack: Stack) -> str:
     if found:
         raise StepError(f"the image holds {', '.join(found)}")
     return (
-        "no tests, benchmarks, docs, development tooling (flowhook/dev) or .venv in /app; "
+        "no tests, benchmarks, docs, development tooling (dev, flowhook/dev) or .venv in /app; "
         f"none of the {len(development)} development-only "
         "packages of requirements-dev.txt; no compiler, make or git"
     )

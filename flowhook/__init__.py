@@ -22,8 +22,9 @@ Where things are (the web side; the worker side is the ``workers`` package):
 - ``metrics.py``, ``monitoring.py``, ``multiproc.py``, ``jobfigures.py``, ``logs.py``,
   ``checks.py``: what operators see.
 - ``cli.py``: the operator commands (``flask --app app handlers | jobs | forget``).
-- ``dev/``: development tooling only (`make run`, ``new`` and ``call``, ``dev.testing.run`` for
-  handler tests); not in the production image.
+- ``dev/``: development helpers only (``new`` and ``call``, ``dev.testing.run`` for handler
+  tests); not in the production image. `make run` starts the app and the workers, so it is above
+  them, in the project's top-level ``dev/``: nothing here imports ``app``, ``workers`` or ``dev``.
 """
 
 from __future__ import annotations

@@ -6,12 +6,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from flowhook.contract import Envelope, flow_value
-
-if TYPE_CHECKING:
-    from flowhook.registry import Handler
 
 
 def _ignore_progress(_: str) -> None:
@@ -74,8 +71,21 @@ def payload_of(envelope: Envelope, inputs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class CallTarget(Protocol):
+    """What making a call needs of its handler (a ``flowhook.registry.Handler``): its name and its schema."""
+
+    @property
+    def name(self) -> str:
+        """The handler's name."""
+        ...
+
+    def load(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The input, as the handler's schema loads it."""
+        ...
+
+
 def make_call(
-    handler: Handler,
+    handler: CallTarget,
     payload: Mapping[str, Any],
     *,
     idempotency_key: str,

@@ -58,16 +58,15 @@ def service_settings() -> Settings:
     Raises:
         click.ClickException: in one line, when REDIS_URL is not set and no `make run` runs here.
     """
-    flowhook = current_flowhook()
-    settings = flowhook.settings
-    if flowhook.redis_url_given:
+    settings = current_flowhook().settings
+    if "REDIS_URL" in settings.given:
         return settings
     if not DEV_TOOLING:
         raise click.ClickException("REDIS_URL is not set: set it to the service's Redis")
     from flowhook.dev import runfile  # noqa: PLC0415 - development only
 
     try:
-        url = runfile.service_redis_url(settings, redis_url_given=False)
+        url = runfile.service_redis_url(settings)
     except runfile.NoServiceError as error:
         raise click.ClickException(str(error)) from None
     return dataclasses.replace(settings, redis_url=url)

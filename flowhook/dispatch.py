@@ -25,12 +25,11 @@ from flowhook.contract import (
     failure_reason,
     flow_value,
 )
-from flowhook.envelope_limits import Limits
 from flowhook.exceptions import HandlerError, RetryableError
 from flowhook.inline import InlineRunner, OverrunError
 from flowhook.jobstore import JobStore, new_job_id
 from flowhook.outage import Outage
-from flowhook.registry import WEB, Handler, Registry
+from flowhook.registry import WEB, Handler
 from flowhook.turns import Turns
 
 log = logging.getLogger(__name__)
@@ -41,31 +40,25 @@ HAND_OVER_GRACE = 0.5
 
 
 class Dispatcher:
-    """Turns validated calls into outcomes, holding what every call needs.
+    """Turns validated calls into outcomes.
 
     Args:
-        registry: The handlers served.
         store: Where worker jobs are started and found.
         inline: Runs ``web`` handlers' inline attempts with a deadline.
-        limits: What a call may carry.
         outage_limit: Seconds Redis may be away before calls answer `failed`.
         turn_limit: Seconds a chat user's turn may last, the calls of an automatic poll loop adding up.
     """
 
     def __init__(
         self,
-        registry: Registry,
         store: JobStore,
         inline: InlineRunner,
-        limits: Limits,
         *,
         outage_limit: float = defaults.OUTAGE_LIMIT,
         turn_limit: float = defaults.TURN_LIMIT,
     ) -> None:
-        self.registry = registry
         self.store = store
         self.inline = inline
-        self.limits = limits
         self.outage_limit = outage_limit
         self.outage = Outage(log)
         self.turns = Turns(store.connection, turn_limit)

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
 
+from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
 from flowhook.jobstore import JobStore
 from flowhook.registry import Registry
@@ -26,28 +27,21 @@ class Flowhook:
 
     Attributes:
         settings: The validated settings.
-        dispatcher: Answers calls; holds the handlers and the job store.
+        registry: The handlers served.
+        store: Where worker jobs are started and found.
+        limits: What a call may carry.
+        dispatcher: Answers calls.
         openapi_document: The OpenAPI document served at ``/openapi.json``, built once.
         metrics_registry: What ``/metrics`` exposes.
-        redis_url_given: Whether ``REDIS_URL`` was set: the developer commands use the default
-            Redis address only when told to (``flowhook.dev.runfile``).
     """
 
     settings: Settings
+    registry: Registry
+    store: JobStore
+    limits: Limits
     dispatcher: Dispatcher
     openapi_document: dict[str, Any]
     metrics_registry: CollectorRegistry
-    redis_url_given: bool
-
-    @property
-    def registry(self) -> Registry:
-        """The handlers served."""
-        return self.dispatcher.registry
-
-    @property
-    def store(self) -> JobStore:
-        """Where worker jobs are started and found."""
-        return self.dispatcher.store
 
 
 def current_flowhook() -> Flowhook:

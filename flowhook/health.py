@@ -8,8 +8,9 @@ from flask import Blueprint, Flask
 from redis.exceptions import RedisError
 
 from flowhook import liveness
-from flowhook.dispatch import Dispatcher
 from flowhook.extension import current_flowhook
+from flowhook.jobstore import JobStore
+from flowhook.registry import Registry
 
 bp = Blueprint("health", __name__)
 
@@ -23,14 +24,14 @@ def healthz() -> dict[str, str]:
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
     """Ready when Redis answers and every handler has a live worker; else 503."""
-    dispatcher = current_flowhook().dispatcher
+    flowhook = current_flowhook()
     missing = []
     workers: dict[str, set[str]] = {}
     try:
-        workers = live_workers(dispatcher)
+        workers = live_workers(flowhook.store, flowhook.registry)
     except RedisError:
         missing.append("redis")
-    unserved = [name for name in dispatcher.registry if not workers.get(name)]
+    unserved = [name for name in flowhook.registry if not workers.get(name)]
     if "redis" not in missing and unserved:
         missing.append("workers")
     body = {
@@ -43,14 +44,13 @@ def readyz() -> tuple[dict[str, Any], int]:
     return body, 503 if missing else 200
 
 
-def live_workers(dispatcher: Dispatcher) -> dict[str, set[str]]:
+def live_workers(store: JobStore, registry: Registry) -> dict[str, set[str]]:
     """The live workers (flowhook/liveness.py) that listen on each handler's queue, by handler.
 
     Raises:
         RedisError: when Redis cannot be reached.
     """
-    store = dispatcher.store
-    queues = {name: store.queue(name).name for name in dispatcher.registry}
+    queues = {name: store.queue(name).name for name in registry}
     return liveness.live_workers(store.connection, queues, store.settings)
 
 

@@ -26,7 +26,6 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from flowhook import keys
-from flowhook.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +52,6 @@ def _bucket(seconds: float) -> str:
     return "+Inf"
 
 
-@functools.cache
-def _counting() -> bool:
-    """Whether this process counts (FLOWHOOK_METRICS), read once."""
-    return Settings.from_env().metrics
-
-
 @dataclass
 class Tally:
     """Job ends counted in memory, then added to the hash in one write (a pool worker's, each second)."""
@@ -80,8 +73,11 @@ class Tally:
             self.run_sums[handler] = self.run_sums.get(handler, 0.0) + seconds
 
     def write(self, pipe: Pipeline, queue_name: str) -> None:
-        """Add the counts to the deployment's hash; the commands go into ``pipe``, which the caller sends."""
-        if not _counting() or not self.fields:
+        """Add the counts to the deployment's hash; the commands go into ``pipe``, which the caller sends.
+
+        Whether to count at all (``FLOWHOOK_METRICS``) is the caller's settings' to say.
+        """
+        if not self.fields:
             return
         key = keys.job_figures(queue_name)
         for name, count in self.fields.items():
@@ -94,7 +90,8 @@ class Tally:
 def record_end(pipe: Pipeline, queue_name: str, handler: str, ended: str, seconds: float | None) -> None:
     """Count one job of ``handler`` that ended as ``ended`` after ``seconds`` of running (None: unknown).
 
-    The commands go into ``pipe``, which the caller sends with its own.
+    The commands go into ``pipe``, which the caller sends with its own. Whether to count at all
+    (``FLOWHOOK_METRICS``) is the caller's settings' to say.
     """
     tally = Tally()
     tally.add(handler, ended, seconds)

@@ -190,8 +190,8 @@ class JobStore:
         reason = job.get_meta().get("error")
         if reason is None and any(sign in (result.exc_string or "") for sign in _PROCESS_GONE):
             reason = INTERRUPTED
-            # flowhook/jobfigures.py: its worker died, so nobody else counts how it ended.
-            jobfigures.count_interrupted(self.connection, self.settings.queue_name, job_id)
+            if self.settings.metrics:  # flowhook/jobfigures.py: its worker died, nobody else counts its end
+                jobfigures.count_interrupted(self.connection, self.settings.queue_name, job_id)
         return Outcome(FAILED, error=str(reason or "the job failed in the worker"), job_id=job_id)
 
     def _unfinished(self, job_id: str) -> Outcome:

@@ -33,10 +33,11 @@ from werkzeug.exceptions import Unauthorized
 
 from flowhook import jobfigures, metrics
 from flowhook.auth import authorized, presented_token
-from flowhook.dispatch import Dispatcher
 from flowhook.extension import Flowhook, current_flowhook
 from flowhook.health import live_workers
+from flowhook.jobstore import JobStore
 from flowhook.multiproc import MULTIPROC_DIR
+from flowhook.registry import Registry
 from flowhook.settings import Settings
 
 bp = Blueprint("monitoring", __name__)
@@ -46,8 +47,9 @@ CHALLENGE = WWWAuthenticate("bearer", {"realm": "flowhook-metrics"})
 class QueueFigures(Collector):
     """Read at each scrape: the workers' job figures, the queues and the workers, from Redis."""
 
-    def __init__(self, dispatcher: Dispatcher, settings: Settings) -> None:
-        self.dispatcher = dispatcher
+    def __init__(self, store: JobStore, registry: Registry, settings: Settings) -> None:
+        self.store = store
+        self.registry = registry
         self.settings = settings
 
     def collect(self) -> Iterable[Metric]:
@@ -61,9 +63,9 @@ class QueueFigures(Collector):
         return [up, *families]
 
     def _read(self) -> list[Metric]:
-        store = self.dispatcher.store
+        store = self.store
         connection = store.connection
-        names = list(self.dispatcher.registry)
+        names = list(self.registry)
         queues = [store.queue(name) for name in names]
         now = time.time()
         with connection.pipeline(transaction=False) as pipe:
@@ -79,7 +81,7 @@ class QueueFigures(Collector):
             for job_id in oldest_ids:
                 pipe.hget(f"rq:job:{job_id.decode()}" if job_id else "rq:job:-", "enqueued_at")
             enqueued = cast(list[bytes | None], pipe.execute())
-        workers = live_workers(self.dispatcher)
+        workers = live_workers(store, self.registry)
         figures = jobfigures.read(connection, self.settings.queue_name)
 
         depth = GaugeMetricFamily("flowhook_queue_depth", "Jobs waiting in the handler's queue.", labels=["handler"])
@@ -114,7 +116,7 @@ class QueueFigures(Collector):
             live.add_metric([name], serving)
             # A pool worker runs `concurrency` jobs of the handler at once; simple and fork workers one.
             pool = self.settings.worker_class == "pool"
-            per_worker = self.dispatcher.registry[name].settings.concurrency if pool else 1
+            per_worker = self.registry[name].settings.concurrency if pool else 1
             capacity.add_metric([name], serving * per_worker)
             handler_figures = figures.get(name, jobfigures.HandlerFigures())
             for ending in jobfigures.ENDINGS:
@@ -128,7 +130,7 @@ class QueueFigures(Collector):
         return [depth, age, running, live, capacity, ended, run]
 
 
-def exposition_registry(dispatcher: Dispatcher, settings: Settings) -> CollectorRegistry:
+def exposition_registry(store: JobStore, handlers: Registry, settings: Settings) -> CollectorRegistry:
     """What ``/metrics`` exposes: the calls of every web process, then the queues and the jobs."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get(MULTIPROC_DIR):
@@ -136,7 +138,7 @@ def exposition_registry(dispatcher: Dispatcher, settings: Settings) -> Collector
     else:
         for metric in (metrics.CALLS, metrics.CALL_SECONDS, metrics.REDIS_ERRORS, metrics.PENDING_WHILE_AWAY):
             registry.register(metric)
-    registry.register(QueueFigures(dispatcher, settings))
+    registry.register(QueueFigures(store, handlers, settings))
     return registry
 
 

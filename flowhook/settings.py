@@ -55,6 +55,9 @@ class Settings:
     metrics_tokens: tuple[str, ...] = ()
     log_format: str = defaults.LOG_FORMAT
     api_docs: bool = False
+    # The variables of the settings above that the environment set: the developer commands act on
+    # the default Redis address or port only when told to (REDIS_URL, PORT).
+    given: frozenset[str] = frozenset()
 
     def tokens_for(self, handler: str) -> tuple[str, ...]:
         """The tokens that open a handler: its own (FLOWHOOK_TOKENS_<NAME>) or the global ones."""
@@ -197,7 +200,8 @@ class _SettingsSchema(Schema):
     @post_load
     def _make(self, data: dict[str, object], **_: object) -> Settings:
         handler_tokens = {name: _token_list(value) for name, value in self.context_tokens.items()}
-        return Settings(**data, handler_tokens=handler_tokens)  # type: ignore[arg-type]
+        given = frozenset(self.fields[name].data_key or name for name in data)
+        return Settings(**data, handler_tokens=handler_tokens, given=given)  # type: ignore[arg-type]
 
 
 # FLOWHOOK_ names read by something other than the settings object: compose's published address,

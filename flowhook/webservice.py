@@ -47,7 +47,6 @@ def call(name: str) -> dict[str, Any]:
     started = time.monotonic()
     metrics.new_call()  # no path noted yet: a keep-alive connection serves several calls in one greenlet
     flowhook = current_flowhook()
-    dispatcher = flowhook.dispatcher
     settings = flowhook.settings
     # Credentials before anything else, so that a caller without them learns nothing, not even
     # which handlers exist.
@@ -56,19 +55,19 @@ def call(name: str) -> dict[str, Any]:
     tokens = settings.tokens_for(name)
     if tokens and not authorized(presented_token(req), tokens):
         raise Unauthorized(description="missing or invalid credentials", www_authenticate=CHALLENGE)
-    handler = dispatcher.registry.get(name)
+    handler = flowhook.registry.get(name)
     if handler is None:
         abort(404, description=f"no handler named {name[:100]!r}")
     # The plain type is taken as it is; any other (with a charset, say) is parsed by werkzeug.
     if req.environ.get("CONTENT_TYPE") != "application/json" and not req.is_json:
         abort(415, description="send the call as Content-Type: application/json")
     try:
-        envelope = parse_envelope(call_body(req.environ, settings.max_body_bytes), dispatcher.limits)
+        envelope = parse_envelope(call_body(req.environ, settings.max_body_bytes), flowhook.limits)
     except MalformedCallError as error:
         abort(error.status, description=str(error))
     if settings.log_values:  # only when switched on: variables are personal data
         log.info("handler=%s instance=%s variables=%r", name, envelope.process_instance_id, dict(envelope.variables))
-    outcome = dispatcher.dispatch(handler, envelope, started)
+    outcome = flowhook.dispatcher.dispatch(handler, envelope, started)
     if settings.metrics:
         metrics.observe_call(handler, envelope, outcome, started)  # flowhook/metrics.py: counts and latency
     if outcome.status in (FAILED, INVALID):

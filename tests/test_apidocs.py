@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from flowhook.dev.stack import web_environment
+from dev.stack import web_environment
 from tests.test_e2e import running_service
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

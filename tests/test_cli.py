@@ -55,7 +55,7 @@ def record_make_run(state_file: Path, redis_url: str, pid: int) -> None:
 @pytest.fixture
 def make_run_stand_in() -> Iterator[int]:
     """A live process whose command line names `make run`'s module, standing in for one serving the test Redis."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "flowhook.dev.run"])
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "dev.run"])
     yield process.pid
     process.kill()
     process.wait()

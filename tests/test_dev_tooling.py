@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flowhook.dev import run, stack
+from dev import run, stack
 from flowhook.dev.testing import run as run_handler
 from tests.conftest import ROOT
 

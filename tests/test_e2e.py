@@ -59,7 +59,7 @@ def wait_for_log(log: Path, *needles: str, timeout: float = 30.0, times: int = 1
 def make_run_command(tmp_path: Path) -> list[str]:
     """`make run`'s command with its files (Redis data, state file, .env) in ``tmp_path``."""
     return [
-        *(sys.executable, "-m", "flowhook.dev.run", "--workers", "1"),
+        *(sys.executable, "-m", "dev.run", "--workers", "1"),
         *("--data-dir", str(tmp_path / "redis"), "--env-file", str(tmp_path / ".env")),
     ]
 

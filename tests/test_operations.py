@@ -21,13 +21,14 @@ import pytest
 import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
 
 from app import create_app
-from flowhook import logs
+from flowhook import keys, logs
 from flowhook.contract import INTERRUPTED
 from flowhook.dev.redis_server import free_port
 from flowhook.settings import Settings
-from tests.conftest import ROOT, StartWorkers, WorkerPool
+from tests.conftest import ROOT, StartWorkers, WorkerPool, caller
 from tests.test_e2e import gunicorn, stop_tree, wait_for_log
 from tests.waiting import poll_until_over, wait_until
 
@@ -246,6 +247,19 @@ def test_metrics_can_be_switched_off_or_put_behind_a_token(redis_url: str) -> No
     assert guarded.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+@pytest.mark.slow  # waits out the dead worker's job heartbeat (4 s)
+def test_an_app_whose_own_configuration_switches_metrics_off_counts_no_job(
+    start_workers: StartWorkers, redis_url: str, redis: Redis
+) -> None:
+    """The interrupted job the app finds is not counted, though the process environment leaves metrics on."""
+    pool = start_workers(1, FLOWHOOK_METRICS="false", FLOWHOOK_HEARTBEAT_TTL="4")
+    config = {"REDIS_URL": redis_url, "FLOWHOOK_HANDLERS": "tests.handlers", "FLOWHOOK_QUEUE": pool.queue}
+    app = create_app({"TESTING": True, **config, "FLOWHOOK_METRICS": "false"})
+    answer = poll_until_over(caller(app.test_client(), f"conv-{uuid.uuid4().hex}"), "dying", {})
+    assert answer["dying_error"] == INTERRUPTED
+    assert not redis.exists(keys.job_figures(pool.queue))
+
+
 def test_a_json_line_written_in_a_job_carries_its_trace_handler_and_job_and_no_arguments() -> None:
     stream = io.StringIO()
     logger = logging.getLogger(f"handlers.sleepy.{uuid.uuid4().hex}")
@@ -358,7 +372,7 @@ def test_the_web_and_worker_text_lines_of_one_call_carry_its_trace_id(
 
 STARTS = {
     "the web service": [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-    "make run's code check": [sys.executable, "-m", "flowhook.dev.stack", "--check"],
+    "make run's code check": [sys.executable, "-m", "dev.stack", "--check"],
 }
 
 

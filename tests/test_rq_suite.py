@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from redis import Redis
 
-from flowhook.dev.rq_suite.__main__ import (
+from dev.rq_suite.__main__ import (
     EXPECTED_FAILURES,
     KINDS,
     Expected,
@@ -27,7 +27,7 @@ from flowhook.dev.rq_suite.__main__ import (
 )
 from tests.conftest import ROOT
 
-SITE = ROOT / "flowhook" / "dev" / "rq_suite" / "site"
+SITE = ROOT / "dev" / "rq_suite" / "site"
 
 
 def run_in_suite_process(code: str, redis_url: str, workers: str) -> subprocess.CompletedProcess[str]:

@@ -61,13 +61,13 @@ def serve(settings: Settings, burst: bool) -> int:
     from flowhook import defaults, logs
     from flowhook.checks import warn_about_redis
     from flowhook.connection import HandlerQueue, connect, handler_queue
-    from workers.job import current_registry
+    from workers.job import prepare_jobs
     from workers.scheduler import Scheduler
 
     try:
         # Import every handler now: a broken module stops the worker at start, not mid-job,
         # and forked work horses inherit the imported code.
-        handlers = current_registry()
+        handlers = prepare_jobs(settings)
     except FlowhookError as error:
         logs.startup_error(settings, str(error), source="flowhook worker")
         return 2

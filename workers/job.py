@@ -31,16 +31,36 @@ from workers.timeouts import run_handler_code
 log = logging.getLogger(__name__)
 
 
-@functools.cache
+# What this process's jobs run with, given once by the worker's start-up (workers/__main__.py)
+# before it takes a job; a fork worker's work horses inherit both.
+_settings: Settings | None = None
+_registry: Registry | None = None
+
+
+def prepare_jobs(settings: Settings) -> Registry:
+    """Have this process's jobs run with the worker's ``settings``, and import their handlers now.
+
+    Raises:
+        HandlerModuleError: naming the handler module that cannot be used.
+    """
+    global _settings, _registry  # noqa: PLW0603 - one worker per process
+    _registry = discover(settings)
+    _settings = settings
+    return _registry
+
+
 def current_settings() -> Settings:
-    """This worker's settings, read once per process."""
-    return Settings.from_env()
+    """The settings the worker started with."""
+    if _settings is None:
+        raise RuntimeError("no worker started in this process: jobs run in `python -m workers`")
+    return _settings
 
 
-@functools.cache
 def current_registry() -> Registry:
-    """The handlers this worker runs, found once per process (before forking, when preloaded)."""
-    return discover(current_settings())
+    """The handlers this worker runs, imported at its start (before forking a work horse)."""
+    if _registry is None:
+        raise RuntimeError("no worker started in this process: jobs run in `python -m workers`")
+    return _registry
 
 
 class HandlerFailedError(Exception):
@@ -150,8 +170,9 @@ class JobEnds:
         """Hold one job's end: its entry released unless it is tried again, its figures counted."""
         if ended == jobfigures.DONE or not job.retries_left:
             self.released.append(job)  # an identical call from now on starts anew
-        queue_name = job.origin.removesuffix(f".{handler_name}")
-        self.tallies.setdefault(queue_name, jobfigures.Tally()).add(handler_name, ended, seconds)
+        if current_settings().metrics:
+            queue_name = job.origin.removesuffix(f".{handler_name}")
+            self.tallies.setdefault(queue_name, jobfigures.Tally()).add(handler_name, ended, seconds)
 
     def write(self, connection: Redis) -> None:
         """Write the ends held so far, in one round trip; figures that failed to go wait for the next."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 import keyword
-import os
 import re
 import sys
 import time
@@ -160,7 +159,7 @@ def _service_url() -> str:
     running = runfile.running(Path(flowhook.settings.state_file))
     if running is not None:
         return running.url
-    if flowhook.redis_url_given or "PORT" in os.environ:
+    if "REDIS_URL" in flowhook.settings.given or "PORT" in flowhook.settings.given:
         return f"http://127.0.0.1:{flowhook.settings.port}"
     raise click.ClickException(
         f"no Flowhook is running here ({flowhook.settings.state_file} names no live `make run`): "

@@ -70,7 +70,7 @@ def _is_make_run(pid: int) -> bool:
     command_line = Path(f"/proc/{pid}/cmdline")
     if command_line.parent.parent.is_dir():  # Linux: the process's command line tells
         try:
-            return b"flowhook.dev.run" in command_line.read_bytes()
+            return b"dev.run" in command_line.read_bytes()  # `make run`: python -m dev.run
         except OSError:
             return False
     try:  # elsewhere, that the process lives
@@ -82,16 +82,16 @@ def _is_make_run(pid: int) -> bool:
     return True
 
 
-def service_redis_url(settings: Settings, *, redis_url_given: bool) -> str:
+def service_redis_url(settings: Settings) -> str:
     """The Redis of the service a developer command should act on.
 
-    ``REDIS_URL`` when it was set (``redis_url_given``), else the private Redis of the `make run`
+    ``REDIS_URL`` when it was set, else the private Redis of the `make run`
     recorded in the state file; never the default address, where another Redis may listen.
 
     Raises:
         NoServiceError: when neither says where the service's Redis is.
     """
-    if redis_url_given:
+    if "REDIS_URL" in settings.given:
         return settings.redis_url
     state = running(Path(settings.state_file))
     if state is None:

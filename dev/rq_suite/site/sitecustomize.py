@@ -16,10 +16,10 @@ if _port:
         from gevent import monkey
 
         monkey.patch_all()
-    from flowhook.dev.rq_suite.redirect import redirect_default_redis
+    from dev.rq_suite.redirect import redirect_default_redis
 
     redirect_default_redis(int(_port))
     if os.environ.get("FLOWHOOK_RQ_SUITE_WORKERS") == "pool":
-        from flowhook.dev.rq_suite.substitute import substitute_pool
+        from dev.rq_suite.substitute import substitute_pool
 
         substitute_pool()

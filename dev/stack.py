@@ -1,6 +1,6 @@
 """One version of the code serving: the web service under gunicorn and the RQ workers, under honcho.
 
-`make run` (``flowhook.dev.run``) starts this with the Redis it runs; when a handler or ``.env``
+`make run` (``dev.run``) starts this with the Redis it runs; when a handler or ``.env``
 changes it reloads gunicorn's master and each worker's respawn (SIGHUP), and when Flowhook's own code
 changes it stops this and starts it anew. ``--check`` imports the
 code as they will (the app, every handler, the workers' modules) and says what is broken, so
@@ -28,7 +28,7 @@ from flowhook.settings import Settings
 
 API_DOCS = "FLOWHOOK_API_DOCS"
 
-ROOT = Path(__file__).resolve().parents[2]  # the project: flowhook/dev/<this file>
+ROOT = Path(__file__).resolve().parents[1]  # the project: dev/<this file>
 # The workers' code is compiled, not imported: importing it would patch this process for gevent.
 WORKER_CODE = ROOT / "workers"
 
@@ -89,7 +89,7 @@ def web_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flowhook.dev.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.stack", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="RQ workers to start (default 2)")
     parser.add_argument("--check", action="store_true", help="only check that the code loads")
     args = parser.parse_args(argv)

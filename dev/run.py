@@ -34,18 +34,26 @@ from pathlib import Path
 import psutil
 from watchfiles import Change, PythonFilter, watch
 
+from dev import stack
 from flowhook import logs
-from flowhook.dev import envfile, runfile, stack
+from flowhook.dev import envfile, runfile
 from flowhook.dev.redis_server import EmbeddedRedis
 from flowhook.exceptions import FlowhookError
 from flowhook.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]  # the project: flowhook/dev/<this file>
+ROOT = Path(__file__).resolve().parents[1]  # the project: dev/<this file>
 DATA_DIRECTORY = Path(".flowhook/redis")
 ENV_FILE = Path(".env")
 # Flowhook's own code, watched with the handlers: a change to any of it restarts web and workers
-# (gunicorn's master has imported part of it, which a reload would not replace).
-OWN_CODE = (ROOT / "flowhook", ROOT / "workers", ROOT / "app.py", ROOT / "wsgi.py", ROOT / "gunicorn.conf.py")
+# (gunicorn's master has imported part of it, which a reload would not replace), and the stack.
+OWN_CODE = (
+    ROOT / "flowhook",
+    ROOT / "workers",
+    ROOT / "app.py",
+    ROOT / "wsgi.py",
+    ROOT / "gunicorn.conf.py",
+    ROOT / "dev",
+)
 # How long the stack may take to stop. honcho kills what is left 5 s after asking it to stop (so
 # a job running at a reload ends then, and is answered "interrupted"); this is well beyond that.
 STOP_TIMEOUT = 15.0
@@ -55,7 +63,7 @@ WATCH_TIMEOUT_MS = 500
 
 def main(argv: list[str] | None = None) -> int:
     """Run everything until Ctrl-C; 2 when it cannot start (a message says why), else 0."""
-    parser = argparse.ArgumentParser(prog="python -m flowhook.dev.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.run", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="RQ workers to start (default 2)")
     parser.add_argument(
         "--data-dir", type=Path, default=DATA_DIRECTORY, help=f"private Redis's files (default {DATA_DIRECTORY})"
@@ -160,7 +168,7 @@ def check_code(environment: Mapping[str, str]) -> str | None:
     It runs in a new process, as web and workers will: this one keeps the code it started with.
     What is broken goes to stderr.
     """
-    command = [sys.executable, "-m", "flowhook.dev.stack", "--check"]
+    command = [sys.executable, "-m", "dev.stack", "--check"]
     checked = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         sys.stderr.write(checked.stderr)
@@ -188,7 +196,7 @@ def _shown(path: Path) -> str:
 
 
 class Supervisor:
-    """Runs the stack (``flowhook.dev.stack``), reloads it when a handler or ``.env`` changes and
+    """Runs the stack (``dev.stack``), reloads it when a handler or ``.env`` changes and
     starts it anew when Flowhook's own code does.
 
     Args:
@@ -239,7 +247,7 @@ class Supervisor:
         return {**self.env_file_settings, **self.environment}
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "flowhook.dev.stack", "--workers", str(self.workers)]
+        command = [sys.executable, "-m", "dev.stack", "--workers", str(self.workers)]
         # A session of its own: Ctrl-C reaches the stack once, through _stop_stack, not also
         # straight from the terminal (twice would make RQ workers abandon their jobs).
         self.stack = subprocess.Popen(command, env=self.environment, start_new_session=True)

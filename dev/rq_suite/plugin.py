@@ -1,6 +1,6 @@
 """A pytest plugin for RQ's suite under ``make rq-suite``: each test's outcome, and a bound on its time.
 
-Loaded with ``-p flowhook.dev.rq_suite.plugin`` into the suite's pytest. It appends each test's
+Loaded with ``-p dev.rq_suite.plugin`` into the suite's pytest. It appends each test's
 outcome (``passed``, ``failed`` or ``skipped``) to the file ``FLOWHOOK_RQ_SUITE_RESULTS`` names, one
 JSON line per test as it ends, and a ``started`` line as it begins: a test that ends the whole
 process is named by its ``started`` line. After every test it ends the worker processes the test
@@ -65,7 +65,7 @@ def pytest_runtest_teardown() -> None:
         child.kill()
         child.join()
     if POOL:
-        from flowhook.dev.rq_suite.substitute import stop_pool_workers  # noqa: PLC0415 - imports RQ: pool run only
+        from dev.rq_suite.substitute import stop_pool_workers  # noqa: PLC0415 - imports RQ: pool run only
 
         stop_pool_workers()
 

@@ -1,6 +1,6 @@
 """``make rq-suite``: RQ's own tests with RQ's workers, then with the pool class, and what differs.
 
-``python -m flowhook.dev.rq_suite [--only rq|pool] [--timeout S] [-- PYTEST_ARGS]``. It exits 0 when
+``python -m dev.rq_suite [--only rq|pool] [--timeout S] [-- PYTEST_ARGS]``. It exits 0 when
 every test that passes with RQ's workers passes with the pool too, or is listed in
 ``expected_failures.toml`` with its reason; else it names the unexpected failures and exits 1.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flowhook.dev.redis_server import EmbeddedRedis
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(__file__).resolve().parent
 # Downloads and runs, ignored by git (.flowhook/) and removed by `make clean`.
 CACHE = ROOT / ".flowhook" / "rq-suite"
@@ -115,7 +115,7 @@ def run_suite(workers: str, suite: Path, timeout: float, pytest_args: list[str])
         timeouts = ["-p", "no:timeout"] if workers == "pool" else ["--timeout", str(timeout)]
         command = [
             sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
-            "-p", "flowhook.dev.rq_suite.plugin", *timeouts, *pytest_args,
+            "-p", "dev.rq_suite.plugin", *timeouts, *pytest_args,
         ]  # fmt: skip
         print(f"rq-suite: RQ's tests with {describe(workers)} (log: {log.relative_to(ROOT)})", flush=True)
         with log.open("w") as output:
@@ -207,7 +207,7 @@ def report(baseline: dict[str, str] | None, pool: dict[str, str], expected: dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flowhook.dev.rq_suite", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.rq_suite", description=__doc__)
     parser.add_argument("--only", choices=RUNS, help="one run only (for pool: no baseline to compare with)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds a test may run")
     parser.add_argument("pytest_args", nargs="*", help="after --: more arguments for pytest (-k NAME)")
