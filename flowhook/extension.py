@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
 
-from flowhook.contract import Limits
 from flowhook.dispatch import Dispatcher
+from flowhook.envelope_limits import Limits
 from flowhook.jobstore import JobStore
 from flowhook.registry import Registry
 from flowhook.settings import Settings
