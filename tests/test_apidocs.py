@@ -29,6 +29,7 @@ def test_the_page_is_off_unless_switched_on(redis_url: str, tmp_path: Path) -> N
 
 def test_the_page_and_its_scripts_come_from_the_service(redis_url: str, tmp_path: Path) -> None:
     client = docs_app(redis_url, tmp_path, FLOWHOOK_API_DOCS="true").test_client()
+    assert client.get("/docs").headers["Location"].endswith("/docs/")  # the README's link, and a bare /docs
     page = client.get("/docs/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
