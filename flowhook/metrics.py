@@ -5,16 +5,24 @@ directory), so that a scrape, whichever process answers it, reports every proces
 gunicorn (tests, ``flask run``) the process's own. ``flowhook.monitoring`` serves them at
 ``/metrics`` with the workers' and the queues' figures. Label values are handler names (of the
 handlers served), paths, outcomes and error kinds: never a variable value, conversation or job id.
+
+Calls are counted in memory and added to the client's metrics together: before each scrape the
+process answers, and in multiprocess mode every second too (so a call shows in another process's
+scrape within a second), and when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import threading
 import time
+from bisect import bisect_left
 from contextvars import ContextVar
 from typing import Any
 
-from prometheus_client import Counter, Histogram, values
+from prometheus_client import Counter, Histogram
 from redis import Redis
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,8 +30,10 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flowhook.contract import INVALID, Envelope, Outcome, flow_value
-from flowhook.multiproc import MULTIPROC_DIR
+from flowhook.multiproc import shared_directory
 from flowhook.registry import WEB, Handler
+
+log = logging.getLogger(__name__)
 
 # How a call was answered (the ``path`` label).
 INLINE = "inline"  # a `web` handler ran in the web process (done, or handed to a worker: pending)
@@ -33,15 +43,9 @@ POLL = "poll"  # the call carried <h>_job
 NONE = "none"  # nothing ran: the input was invalid
 # Seconds: from a quick inline answer to LoyJoy's limit (budgets are at most 15 s).
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0)
-
-# In multiprocess mode the client asks the process id on every increment, to notice a fork: a
-# system call, three per call answered (a counter and a histogram's bucket and sum), which cost
-# 12 µs per call where system calls are slow (a sandboxed machine). The id is kept instead, and
-# renewed in a forked child.
-_pid = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
-if os.environ.get(MULTIPROC_DIR):
-    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _pid[0])  # type: ignore[no-untyped-call]
+# Seconds between two writes of the calls counted in memory, in multiprocess mode: as the workers
+# write their job figures (flowhook.jobfigures); Prometheus scrapes every 15 s.
+WRITE_EVERY = 1.0
 
 CALLS = Counter(
     "flowhook_calls", "WebService calls answered, by handler, path and outcome.", ["handler", "path", "outcome"]
@@ -62,11 +66,104 @@ PENDING_WHILE_AWAY = Counter(
     ["handler"],
 )
 
-# Each label set's counter and histogram, by handler, path and outcome.
-_counted: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-
 # Set while a call is answered when it attached to an identical call's job (JobStore.start).
 _attached: ContextVar[bool] = ContextVar("flowhook_attached", default=False)
+
+
+class CallCounts:
+    """One label set's calls since the counts were last written: how many, their seconds, per bucket."""
+
+    __slots__ = ("buckets", "calls", "seconds")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(CALL_BUCKETS) + 1)  # the last one is +Inf
+
+    def add(self, seconds: float) -> None:
+        """Count one call that took ``seconds``."""
+        self.calls += 1
+        self.seconds += seconds
+        # The client's rule: the first bucket whose upper bound the value does not exceed.
+        self.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
+
+
+def add_observations(histogram: Histogram, counts: CallCounts) -> None:
+    """Add ``counts`` to a labelled child of a histogram with ``CALL_BUCKETS``, as one observe() per call would.
+
+    The client has no public way to add many observations at once: this adds to the child's sum
+    and its (not cumulative) buckets, which tests/test_metrics.py pins against observe().
+    """
+    histogram._sum.inc(counts.seconds)
+    for bucket, calls in zip(histogram._buckets, counts.buckets, strict=True):
+        if calls:
+            bucket.inc(calls)
+
+
+class CallTally:
+    """The calls answered, counted in memory and added to ``CALLS`` and ``CALL_SECONDS`` together.
+
+    Counting a call so costs a dictionary lookup and three additions. The client's own counting is
+    three increments of memory-mapped values in multiprocess mode, each through a lock and several
+    calls: under gunicorn, with its caches cold between calls, some 25 µs of CPU per call, 7 % of
+    an inline echo (docs/benchmarks.md, scenario 8).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str, str], CallCounts] = {}
+        # Each label set's counter and histogram: labels() checks and locks on every call.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._writer: threading.Thread | None = None
+        # Decided once, as prometheus_client decides where its values live: when it is imported.
+        self._shared = shared_directory() is not None
+
+    def add(self, key: tuple[str, str, str], seconds: float) -> None:
+        """Count one call of the label set ``key`` (handler, path, outcome) that took ``seconds``."""
+        with self._lock:
+            counts = self._pending.get(key)
+            if counts is None:
+                counts = self._pending[key] = CallCounts()
+            counts.add(seconds)
+        if self._writer is None and self._shared:
+            self._start_writer()
+
+    def write(self) -> None:
+        """Add the calls counted since the last write to the client's metrics."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for key, counts in pending.items():
+            children = self._children.get(key)
+            if children is None:
+                handler, _, outcome = key
+                children = self._children[key] = (CALLS.labels(*key), CALL_SECONDS.labels(handler, outcome))
+            calls, seconds = children
+            calls.inc(counts.calls)
+            add_observations(seconds, counts)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's counts are the parent's to write, and its writer stayed there."""
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._writer = None
+
+    def _start_writer(self) -> None:
+        """In multiprocess mode other processes' scrapes read this one's counts: write them every second."""
+        self._writer = threading.Thread(target=self._write_every_second, name="flowhook-metrics", daemon=True)
+        self._writer.start()
+        atexit.register(self.write)  # the last second's calls of a process that stops
+
+    def _write_every_second(self) -> None:
+        while True:
+            time.sleep(WRITE_EVERY)
+            try:
+                self.write()
+            except Exception:  # the next second tries again; a scrape must not stop seeing calls
+                log.exception("could not write the calls counted for /metrics")
+
+
+_tally = CallTally()
+os.register_at_fork(after_in_child=_tally.forget)
 
 
 def note_attached() -> None:
@@ -94,14 +191,12 @@ def observe_call(handler: Handler, envelope: Envelope, outcome: Outcome, started
         path = INLINE
     else:
         path = ATTACH if _attached.get() else WORKER
-    key = (handler.name, path, outcome.status)
-    counted = _counted.get(key)
-    if counted is None:
-        # The client's labels() checks and locks on every call: a child per label set, once, is cheaper.
-        counted = _counted[key] = (CALLS.labels(*key), CALL_SECONDS.labels(handler.name, outcome.status))
-    calls, seconds = counted
-    calls.inc()
-    seconds.observe(time.monotonic() - started)
+    _tally.add((handler.name, path, outcome.status), time.monotonic() - started)
+
+
+def write_counted_calls() -> None:
+    """Bring ``CALLS`` and ``CALL_SECONDS`` up to date with this process's calls (before a scrape)."""
+    _tally.write()
 
 
 def _error_kind(error: RedisError) -> str | None:

@@ -16,7 +16,6 @@ Three sources, one exposition:
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from typing import cast
@@ -36,7 +35,7 @@ from flowhook.auth import authorized, presented_token
 from flowhook.extension import Flowhook, current_flowhook
 from flowhook.health import live_workers
 from flowhook.jobstore import JobStore
-from flowhook.multiproc import MULTIPROC_DIR
+from flowhook.multiproc import shared_directory
 from flowhook.registry import Registry
 from flowhook.settings import Settings
 
@@ -133,8 +132,9 @@ class QueueFigures(Collector):
 def exposition_registry(store: JobStore, handlers: Registry, settings: Settings) -> CollectorRegistry:
     """What ``/metrics`` exposes: the calls of every web process, then the queues and the jobs."""
     registry = CollectorRegistry(auto_describe=False)
-    if os.environ.get(MULTIPROC_DIR):
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # every gunicorn process's counts, from the shared directory
+    directory = shared_directory()
+    if directory is not None:
+        MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]  # every gunicorn process's counts
     else:
         for metric in (metrics.CALLS, metrics.CALL_SECONDS, metrics.REDIS_ERRORS, metrics.PENDING_WHILE_AWAY):
             registry.register(metric)
@@ -151,6 +151,7 @@ def metrics_view() -> Response:
         abort(404, description="metrics are switched off (FLOWHOOK_METRICS=false)")
     if settings.metrics_tokens and not authorized(presented_token(request), settings.metrics_tokens):
         raise Unauthorized(description="missing or invalid credentials", www_authenticate=CHALLENGE)
+    metrics.write_counted_calls()  # this process's last calls too, not only those of its last write
     return Response(generate_latest(flowhook.metrics_registry), content_type=CONTENT_TYPE_LATEST)
 
 

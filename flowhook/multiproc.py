@@ -1,7 +1,8 @@
 """prometheus-client's multiprocess mode under gunicorn: one directory of counts for every web process.
 
 Each gunicorn process writes its counts to files of its own in ``PROMETHEUS_MULTIPROC_DIR``; a
-scrape, whichever process answers it, sums them all (``flowhook.metrics``). The client's rules:
+scrape, whichever process answers it, sums them all (``flowhook.monitoring``). Flowhook reads the
+variable here only (:func:`shared_directory`); prometheus_client reads it too. The client's rules:
 the variable is set before prometheus_client is first imported (it picks its storage then), so
 the master, which never imports it, calls :func:`prepare` as it starts (gunicorn's
 ``on_starting``), and the processes it forks inherit the variable; the directory is emptied at
@@ -18,13 +19,19 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 # The directory prepare() made (not an operator's), which remove() deletes.
 _made: list[Path] = []
+
+
+def shared_directory(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The directory every web process counts into; None when a process's counts are its own (no gunicorn)."""
+    given = environ.get(MULTIPROC_DIR)
+    return Path(given) if given else None
 
 
 def prepare(environ: MutableMapping[str, str] = os.environ) -> Path:
@@ -38,9 +45,8 @@ def prepare(environ: MutableMapping[str, str] = os.environ) -> Path:
     """
     if "prometheus_client" in sys.modules:
         raise RuntimeError(f"set {MULTIPROC_DIR} before prometheus_client is imported")
-    given = environ.get(MULTIPROC_DIR)
-    if given:
-        directory = Path(given)
+    directory = shared_directory(environ)
+    if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.db"):
             stale.unlink()

@@ -49,6 +49,16 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def calls_counted(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> Counter[tuple[str, str, str]]:
+    """flowhook_calls_total's samples, by handler, path and outcome."""
+    counted: Counter[tuple[str, str, str]] = Counter()
+    for (name, labels), count in found.items():
+        if name == "flowhook_calls_total" and count:
+            label = dict(labels)
+            counted[label["handler"], label["path"], label["outcome"]] = int(count)
+    return counted
+
+
 class Web:
     """gunicorn with two processes, JSON logs, in front of its own workers."""
 
@@ -166,6 +176,12 @@ def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_work
     answer = poll_until_resolved(web, "dying", conversation, {}, answer, tally)
     assert answer["dying_error"] == INTERRUPTED
 
+    # Each process writes the calls it counted every second: wait for the other process's last ones.
+    wait_until(
+        lambda: calls_counted(samples(web.metrics())) == tally,
+        5,
+        lambda: f"calls counted: {calls_counted(samples(web.metrics()))}, made: {tally}",
+    )
     for _ in range(4):  # whichever process answers the scrape, it reports every process's counts
         found = samples(web.metrics())
         for (handler, path, outcome), count in tally.items():
