@@ -176,11 +176,18 @@ def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_work
     answer = poll_until_resolved(web, "dying", conversation, {}, answer, tally)
     assert answer["dying_error"] == INTERRUPTED
 
-    # Each process writes the calls it counted every second: wait for the other process's last ones.
+    # Each web process writes the calls it counted every second, and each pool worker its jobs'
+    # ends: wait for the last ones (4 jobs ended: boom, sleepy twice, dying).
+    def jobs_ended(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+        return sum(v for (name, _), v in found.items() if name == "flowhook_jobs_total")
+
     wait_until(
-        lambda: calls_counted(samples(web.metrics())) == tally,
+        lambda: calls_counted(found := samples(web.metrics())) == tally and jobs_ended(found) == 4,
         5,
-        lambda: f"calls counted: {calls_counted(samples(web.metrics()))}, made: {tally}",
+        lambda: (
+            f"calls counted: {calls_counted(samples(web.metrics()))}, made: {tally}; jobs ended: "
+            f"{jobs_ended(samples(web.metrics()))}, 4 expected"
+        ),
     )
     for _ in range(4):  # whichever process answers the scrape, it reports every process's counts
         found = samples(web.metrics())
