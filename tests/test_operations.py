@@ -45,6 +45,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def jobs_ended(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+    """How many jobs the figures count as ended, however they ended."""
+    return sum(value for (name, _), value in found.items() if name == "flowhook_jobs_total")
+
+
 def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -170,7 +175,9 @@ def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_work
     answer = web.call("sleepy", conversation, overrun)
     tally["sleepy", "worker", "pending"] += 1
     assert poll_until_resolved(web, "sleepy", conversation, overrun, answer, tally)["sleepy_status"] == "failed"
-    # a worker killed mid-job: interrupted
+    # a worker killed mid-job: interrupted. A pool worker writes its jobs' ends once a second, and
+    # one killed loses those of its last second: the killing waits for the earlier ends.
+    wait_until(lambda: jobs_ended(samples(web.metrics())) == 3, 5, "the three jobs' ends were not written")
     answer = web.call("dying", conversation, {})
     tally["dying", "worker", "pending"] += 1
     answer = poll_until_resolved(web, "dying", conversation, {}, answer, tally)
@@ -178,9 +185,6 @@ def test_metrics_count_a_known_mix_of_calls_over_both_web_processes_and_the_work
 
     # Each web process writes the calls it counted every second, and each pool worker its jobs'
     # ends: wait for the last ones (4 jobs ended: boom, sleepy twice, dying).
-    def jobs_ended(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
-        return sum(v for (name, _), v in found.items() if name == "flowhook_jobs_total")
-
     wait_until(
         lambda: calls_counted(found := samples(web.metrics())) == tally and jobs_ended(found) == 4,
         5,
